@@ -1,0 +1,1 @@
+"""Plumbing shared by every service: config, errors, the serve loop, routing."""

@@ -1,0 +1,121 @@
+"""Cluster configuration: one TOML file, then environment overrides, into frozen dataclasses.
+
+An override is named after its field: `VS_<SECTION>_<FIELD>` for a section's field
+(`VS_GATEWAY_PORT=6000`, `VS_INDEX_PORTS=7001,7002`) and `VS_<FIELD>` for a top-level one
+(`VS_PARTITION_LEVEL=1`). `VS_CONFIG` names the file. Relative paths are relative to the
+working directory of the process (the project root when `infra` starts the cluster).
+"""
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from common.errors import InvalidArgument
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "infra" / "cluster.toml"
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    port: int = 50052
+    models_dir: str = "var/models"     # version directories plus the CURRENT pointer
+    max_batch: int = 64                # images per Embed call
+    max_image_bytes: int = 8_000_000   # encoded size of one image
+    max_pixels: int = 25_000_000       # decoded width x height of one image
+    top_leaves: int = 5
+    threads: int = 0                   # onnxruntime intra-op threads; 0 lets it choose
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig:
+    ports: tuple[int, ...] = (50061, 50062)  # one shard process per port
+    data_dir: str = "var/shards"
+    max_batch: int = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class TaxonomyConfig:
+    port: int = 50053
+    database: str = "var/taxonomy.sqlite"
+    max_distance: int = 4        # tree edges beyond which a neighbour is dropped
+    visual_weight: float = 0.7   # share of the visual score in the combined score
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayConfig:
+    port: int = 50051
+    deadline_s: float = 2.0      # one deadline for the whole fan-out of a search
+    default_k: int = 10
+    max_k: int = 100
+    candidates: int = 50         # neighbours asked of each shard before the rerank
+    route_mass: float = 0.9      # search partitions until their leaves hold this probability
+    max_partitions: int = 3
+    ingest_batch: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    host: str = "127.0.0.1"
+    partition_level: int = 2     # depth of the taxonomy node each partition serves
+    grace_s: float = 5.0         # how long SIGTERM waits for in-flight calls
+    encoder: EncoderConfig = EncoderConfig()
+    index: IndexConfig = IndexConfig()
+    taxonomy: TaxonomyConfig = TaxonomyConfig()
+    gateway: GatewayConfig = GatewayConfig()
+
+    def address(self, port: int) -> str:
+        return f"{self.host}:{port}"
+
+    @property
+    def shard_addresses(self) -> tuple[str, ...]:
+        return tuple(self.address(port) for port in self.index.ports)
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] = os.environ) -> ClusterConfig:
+    """Reads the config file (`path`, else `VS_CONFIG`, else infra/cluster.toml) and overrides.
+
+    Raises:
+        InvalidArgument: a key the config does not have, or a value of the wrong type.
+    """
+    file = Path(path or environ.get("VS_CONFIG") or DEFAULT_FILE)
+    raw = tomllib.loads(file.read_text()) if file.exists() else {}
+    return _build(ClusterConfig, raw, "VS", environ)
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str, environ: Mapping[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    unknown = set(raw) - set(hints)
+    if unknown:
+        raise InvalidArgument(f"unknown config keys in {prefix}: {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for name, kind in hints.items():
+        env_name = f"{prefix}_{name}".upper()
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, raw.get(name, {}), env_name, environ)
+        elif env_name in environ:
+            values[name] = _parse(environ[env_name], kind, env_name)
+        elif name in raw:
+            values[name] = _coerce(raw[name], kind, name)
+    return cls(**values)
+
+
+def _parse(text: str, kind: Any, name: str) -> Any:
+    if typing.get_origin(kind) is tuple:
+        return _coerce([item for item in text.split(",") if item], kind, name)
+    return _coerce(text, kind, name)
+
+
+def _coerce(value: Any, kind: Any, name: str) -> Any:
+    try:
+        if typing.get_origin(kind) is tuple:
+            (item_kind, _) = typing.get_args(kind)
+            return tuple(item_kind(item) for item in value)
+        if kind is bool and isinstance(value, str):
+            return value.lower() in ("1", "true", "yes")
+        return kind(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgument(f"config {name}={value!r} is not a {kind}") from error

@@ -1,0 +1,38 @@
+"""The project's exceptions, each mapped to one gRPC status code by the serve loop.
+
+    VisualSearchError            INTERNAL
+    ├── InvalidArgument          INVALID_ARGUMENT   (bad input from a caller)
+    ├── NotFound                 NOT_FOUND          (an id or path the cluster does not know)
+    ├── FailedPrecondition       FAILED_PRECONDITION (valid input the current state refuses)
+    ├── AlreadyExists            ALREADY_EXISTS
+    └── Unavailable              UNAVAILABLE        (a dependency did not answer)
+
+Core modules raise these; they never import grpc. The `code` is a status-code name so that
+this module stays free of grpc too.
+"""
+
+
+class VisualSearchError(Exception):
+    """Base of every error the cluster reports to a caller."""
+
+    code = "INTERNAL"
+
+
+class InvalidArgument(VisualSearchError):
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(VisualSearchError):
+    code = "NOT_FOUND"
+
+
+class FailedPrecondition(VisualSearchError):
+    code = "FAILED_PRECONDITION"
+
+
+class AlreadyExists(VisualSearchError):
+    code = "ALREADY_EXISTS"
+
+
+class Unavailable(VisualSearchError):
+    code = "UNAVAILABLE"

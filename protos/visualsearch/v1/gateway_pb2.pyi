@@ -1,0 +1,104 @@
+from protos.visualsearch.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SearchByImageRequest(_message.Message):
+    __slots__ = ("image", "k", "categories")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    k: int
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, image: _Optional[bytes] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SimilarProductsRequest(_message.Message):
+    __slots__ = ("product_id", "k", "categories")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    product_id: str
+    k: int
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, product_id: _Optional[str] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Result(_message.Message):
+    __slots__ = ("item_id", "score", "visual_score", "leaf", "title", "colour", "tree_distance")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    VISUAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    COLOUR_FIELD_NUMBER: _ClassVar[int]
+    TREE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    score: float
+    visual_score: float
+    leaf: str
+    title: str
+    colour: str
+    tree_distance: int
+    def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., visual_score: _Optional[float] = ..., leaf: _Optional[str] = ..., title: _Optional[str] = ..., colour: _Optional[str] = ..., tree_distance: _Optional[int] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("results", "query_leaves", "partial", "failed_shards", "partitions", "model_version")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_LEAVES_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    FAILED_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[Result]
+    query_leaves: _containers.RepeatedCompositeFieldContainer[_common_pb2.LeafProb]
+    partial: bool
+    failed_shards: _containers.RepeatedScalarFieldContainer[str]
+    partitions: _containers.RepeatedScalarFieldContainer[str]
+    model_version: str
+    def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., query_leaves: _Optional[_Iterable[_Union[_common_pb2.LeafProb, _Mapping]]] = ..., partial: _Optional[bool] = ..., failed_shards: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class IngestItem(_message.Message):
+    __slots__ = ("id", "image", "leaf", "title", "colour", "usage")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    COLOUR_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    image: bytes
+    leaf: str
+    title: str
+    colour: str
+    usage: str
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[bytes] = ..., leaf: _Optional[str] = ..., title: _Optional[str] = ..., colour: _Optional[str] = ..., usage: _Optional[str] = ...) -> None: ...
+
+class IngestRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[IngestItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[IngestItem, _Mapping]]] = ...) -> None: ...
+
+class IngestResponse(_message.Message):
+    __slots__ = ("ingested", "errors")
+    INGESTED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ingested: int
+    errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemError]
+    def __init__(self, ingested: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.ItemError, _Mapping]]] = ...) -> None: ...
+
+class DeleteProductsRequest(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteProductsResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
