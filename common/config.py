@@ -22,12 +22,12 @@ DEFAULT_FILE = Path(__file__).resolve().parent.parent / "infra" / "cluster.toml"
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
     port: int = 50052
-    models_dir: str = "var/models"     # version directories plus the CURRENT pointer
-    max_batch: int = 64                # images per Embed call
-    max_image_bytes: int = 8_000_000   # encoded size of one image
-    max_pixels: int = 25_000_000       # decoded width x height of one image
+    models_dir: str = "var/models"  # version directories plus the CURRENT pointer
+    max_batch: int = 64  # images per Embed call
+    max_image_bytes: int = 8_000_000  # encoded size of one image
+    max_pixels: int = 25_000_000  # decoded width x height of one image
     top_leaves: int = 5
-    threads: int = 0                   # onnxruntime intra-op threads; 0 lets it choose
+    threads: int = 0  # onnxruntime intra-op threads; 0 lets it choose
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,33 +35,37 @@ class IndexConfig:
     ports: tuple[int, ...] = (50061, 50062)  # one shard process per port
     data_dir: str = "var/shards"
     max_batch: int = 10_000
+    backend: str = "flat"  # index kind of new partitions (index_svc.backend.KINDS)
+    snapshot_every: int = 10_000  # write calls in the log before a snapshot
+    snapshot_bytes: int = 256_000_000  # log size before a snapshot
 
 
 @dataclasses.dataclass(frozen=True)
 class TaxonomyConfig:
     port: int = 50053
     database: str = "var/taxonomy.sqlite"
-    max_distance: int = 4        # tree edges beyond which a neighbour is dropped
-    visual_weight: float = 0.7   # share of the visual score in the combined score
+    max_distance: int = 4  # tree edges beyond which a neighbour is dropped
+    visual_weight: float = 0.7  # share of the visual score in the combined score
 
 
 @dataclasses.dataclass(frozen=True)
 class GatewayConfig:
     port: int = 50051
-    deadline_s: float = 2.0      # one deadline for the whole fan-out of a search
+    deadline_s: float = 2.0  # one deadline for the whole fan-out of a search
     default_k: int = 10
     max_k: int = 100
-    candidates: int = 50         # neighbours asked of each shard before the rerank
-    route_mass: float = 0.9      # search partitions until their leaves hold this probability
+    candidates: int = 50  # neighbours asked of each shard before the rerank
+    route_mass: float = 0.9  # search partitions until their leaves hold this probability
     max_partitions: int = 3
-    ingest_batch: int = 64
+    max_ingest: int = 1000  # items in one Ingest call
 
 
 @dataclasses.dataclass(frozen=True)
 class ClusterConfig:
     host: str = "127.0.0.1"
-    partition_level: int = 2     # depth of the taxonomy node each partition serves
-    grace_s: float = 5.0         # how long SIGTERM waits for in-flight calls
+    partition_level: int = 2  # depth of the taxonomy node each partition serves
+    grace_s: float = 5.0  # how long SIGTERM waits for in-flight calls
+    run_dir: str = "var/run"  # pid file and service logs of a cluster started by infra
     encoder: EncoderConfig = EncoderConfig()
     index: IndexConfig = IndexConfig()
     taxonomy: TaxonomyConfig = TaxonomyConfig()
@@ -87,14 +91,14 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] = os.environ
 
 
 def _build(cls: type, raw: dict[str, Any], prefix: str, environ: Mapping[str, str]) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints: dict[str, Any] = typing.get_type_hints(cls)
     unknown = set(raw) - set(hints)
     if unknown:
         raise InvalidArgument(f"unknown config keys in {prefix}: {sorted(unknown)}")
     values: dict[str, Any] = {}
     for name, kind in hints.items():
         env_name = f"{prefix}_{name}".upper()
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[name] = _build(kind, raw.get(name, {}), env_name, environ)
         elif env_name in environ:
             values[name] = _parse(environ[env_name], kind, env_name)

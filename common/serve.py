@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -101,7 +101,7 @@ async def serve(
     log.info("%s stopped", name)
 
 
-def run(main: Awaitable[None]) -> None:
+def run(main: Coroutine[object, object, None]) -> None:
     """Runs a service's async main with the cluster's log format."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"

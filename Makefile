@@ -1,0 +1,38 @@
+# The developer loop. Every verb sets up what it needs (a virtual environment in .venv).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CATALOG ?=
+EPOCHS ?=
+
+.PHONY: demo test check protos bench clean up down
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[cpu,train,dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m infra.demo $(if $(CATALOG),--catalog $(CATALOG)) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+protos: $(STAMP)
+	$(PY) -m protos.generate
+
+up: $(STAMP)
+	$(PY) -m infra.cluster up
+
+down: $(STAMP)
+	$(PY) -m infra.cluster down
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

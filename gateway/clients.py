@@ -1,0 +1,219 @@
+"""The gateway's calls to the encoder, the taxonomy and the shards; protobuf stays in here."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from common import vectors
+from common.clients import call, channel
+from common.config import ClusterConfig
+from protos.visualsearch.v1 import (
+    common_pb2,
+    encoder_pb2,
+    encoder_pb2_grpc,
+    index_pb2,
+    index_pb2_grpc,
+    taxonomy_pb2,
+    taxonomy_pb2_grpc,
+)
+
+LeafProbs = list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One item of a batch that was refused, and why."""
+
+    index: int
+    item_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One image's embedding and leaf probabilities, or the failure that stands in for them."""
+
+    vector: np.ndarray | None
+    leaves: LeafProbs
+    failure: Failure | None
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    leaf: str
+    predicted: bool = False
+    title: str = ""
+    colour: str = ""
+    usage: str = ""
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    item_id: str
+    score: float
+    leaf: str
+
+
+@dataclass(frozen=True)
+class Ranked:
+    item: Item
+    score: float
+    visual_score: float
+    tree_distance: int
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    item_id: str
+    partition: str
+    leaf: str
+    vector: np.ndarray
+    model_version: str
+
+
+class Cluster:
+    """Channels to every service the gateway calls, opened once per process."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self._encoder_address = config.address(config.encoder.port)
+        self._taxonomy_address = config.address(config.taxonomy.port)
+        self._channels = {
+            address: channel(address)
+            for address in (self._encoder_address, self._taxonomy_address, *config.shard_addresses)
+        }
+        self._encoder = encoder_pb2_grpc.EncoderStub(self._channels[self._encoder_address])
+        self._taxonomy = taxonomy_pb2_grpc.TaxonomyStub(self._channels[self._taxonomy_address])
+        self._shards = {
+            address: index_pb2_grpc.IndexStub(self._channels[address])
+            for address in config.shard_addresses
+        }
+
+    async def close(self) -> None:
+        for open_channel in self._channels.values():
+            await open_channel.close()
+
+    async def embed(
+        self, images: Sequence[bytes], top_leaves: int, timeout: float
+    ) -> tuple[str, list[Embedded]]:
+        """Embeds images; returns the model version and one outcome per image, in order."""
+        request = encoder_pb2.EmbedRequest(images=images, top_leaves=top_leaves)
+        reply = await call(self._encoder.Embed, request, timeout, "encoder")
+        return reply.model_version, [_embedded(result) for result in reply.results]
+
+    async def tree_paths(self, timeout: float) -> list[str]:
+        tree = await call(
+            self._taxonomy.GetTree, taxonomy_pb2.GetTreeRequest(), timeout, "taxonomy"
+        )
+        return [node.path for node in tree.nodes]
+
+    async def get_items(self, ids: Sequence[str], timeout: float) -> tuple[list[Item], list[str]]:
+        request = taxonomy_pb2.GetItemsRequest(ids=ids)
+        reply = await call(self._taxonomy.GetItems, request, timeout, "taxonomy")
+        return [_item(item) for item in reply.items], list(reply.missing_ids)
+
+    async def put_items(self, items: Sequence[Item], timeout: float) -> list[Failure]:
+        request = taxonomy_pb2.PutItemsRequest(items=[_item_pb(item) for item in items])
+        reply = await call(self._taxonomy.PutItems, request, timeout, "taxonomy")
+        return [_failure(error) for error in reply.errors]
+
+    async def delete_items(self, ids: Sequence[str], timeout: float) -> int:
+        request = taxonomy_pb2.DeleteItemsRequest(ids=ids)
+        reply = await call(self._taxonomy.DeleteItems, request, timeout, "taxonomy")
+        return int(reply.deleted)
+
+    async def rerank(
+        self, query_leaves: LeafProbs, candidates: Sequence[Neighbour], k: int, timeout: float
+    ) -> list[Ranked]:
+        request = taxonomy_pb2.RerankRequest(
+            query_leaves=[common_pb2.LeafProb(leaf=leaf, prob=prob) for leaf, prob in query_leaves],
+            candidates=[
+                taxonomy_pb2.Candidate(item_id=c.item_id, score=c.score, leaf=c.leaf)
+                for c in candidates
+            ],
+            k=k,
+        )
+        reply = await call(self._taxonomy.Rerank, request, timeout, "taxonomy")
+        return [
+            Ranked(_item(r.item), r.score, r.visual_score, r.tree_distance) for r in reply.items
+        ]
+
+    async def search(
+        self,
+        shard: str,
+        query: np.ndarray,
+        partitions: Sequence[str],
+        k: int,
+        exclude_ids: Sequence[str],
+        timeout: float,
+    ) -> list[Neighbour]:
+        request = index_pb2.SearchVectorsRequest(
+            query=vectors.to_bytes(query), partitions=partitions, k=k, exclude_ids=exclude_ids
+        )
+        reply = await call(self._shards[shard].SearchVectors, request, timeout, f"shard {shard}")
+        return [Neighbour(n.item_id, n.score, n.leaf) for n in reply.neighbors]
+
+    async def fetch(self, shard: str, ids: Sequence[str], timeout: float) -> list[StoredVector]:
+        request = index_pb2.FetchRequest(item_ids=ids)
+        reply = await call(self._shards[shard].Fetch, request, timeout, f"shard {shard}")
+        return [
+            StoredVector(
+                v.item_id, v.partition, v.leaf, vectors.from_bytes(v.vector), v.model_version
+            )
+            for v in reply.vectors
+        ]
+
+    async def upsert(
+        self, shard: str, records: Sequence[StoredVector], timeout: float
+    ) -> list[Failure]:
+        request = index_pb2.UpsertRequest(
+            vectors=[
+                index_pb2.Vector(
+                    item_id=r.item_id,
+                    partition=r.partition,
+                    leaf=r.leaf,
+                    vector=vectors.to_bytes(r.vector),
+                    model_version=r.model_version,
+                )
+                for r in records
+            ]
+        )
+        reply = await call(self._shards[shard].Upsert, request, timeout, f"shard {shard}")
+        return [_failure(error) for error in reply.errors]
+
+    async def delete_vectors(self, shard: str, ids: Sequence[str], timeout: float) -> int:
+        request = index_pb2.DeleteVectorsRequest(item_ids=ids)
+        reply = await call(self._shards[shard].DeleteVectors, request, timeout, f"shard {shard}")
+        return int(reply.deleted)
+
+
+def _embedded(result: encoder_pb2.EmbedResult) -> Embedded:
+    if result.WhichOneof("outcome") == "error":
+        return Embedded(None, [], _failure(result.error))
+    leaves = [(leaf.leaf, leaf.prob) for leaf in result.embedding.leaves]
+    return Embedded(vectors.from_bytes(result.embedding.vector), leaves, None)
+
+
+def _failure(error: common_pb2.ItemError) -> Failure:
+    return Failure(error.index, error.item_id, error.code, error.message)
+
+
+def _item(item: taxonomy_pb2.Item) -> Item:
+    predicted = item.leaf_source == taxonomy_pb2.LEAF_SOURCE_PREDICTED
+    return Item(item.id, item.leaf, predicted, item.title, item.colour, item.usage)
+
+
+def _item_pb(item: Item) -> taxonomy_pb2.Item:
+    source = (
+        taxonomy_pb2.LEAF_SOURCE_PREDICTED if item.predicted else taxonomy_pb2.LEAF_SOURCE_GIVEN
+    )
+    return taxonomy_pb2.Item(
+        id=item.id,
+        leaf=item.leaf,
+        leaf_source=source,
+        title=item.title,
+        colour=item.colour,
+        usage=item.usage,
+    )

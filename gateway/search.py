@@ -1,0 +1,292 @@
+"""The gateway's flows: search by image, similar products, ingest and delete."""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common import paths
+from common.config import ClusterConfig
+from common.deadline import Deadline
+from common.errors import InvalidArgument, NotFound, VisualSearchError
+from common.routing import shard_of
+from gateway.clients import Cluster, Failure, Item, LeafProbs, Neighbour, Ranked, StoredVector
+from gateway.routing import by_shard, partitions_for_categories, partitions_for_leaves
+
+log = logging.getLogger(__name__)
+
+# Share of a search's deadline the shards may use, so that the rerank still has time.
+SHARD_SHARE = 0.75
+INGEST_DEADLINE_S = 60.0
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to ingest: its image, and the seller's leaf if one was given."""
+
+    id: str
+    image: bytes
+    leaf: str = ""
+    title: str = ""
+    colour: str = ""
+    usage: str = ""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    results: list[Ranked]
+    query_leaves: LeafProbs
+    partitions: list[str]
+    failed_shards: list[str] = field(default_factory=list)
+    model_version: str = ""
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.failed_shards)
+
+
+class Gateway:
+    """Runs the flows of DESIGN.md over the cluster's services; holds no state of its own."""
+
+    def __init__(self, cluster: Cluster, config: ClusterConfig) -> None:
+        self._cluster = cluster
+        self._config = config
+        self._shards = config.shard_addresses
+
+    async def search_by_image(
+        self, image: bytes, k: int, categories: Sequence[str], time_left: float | None = None
+    ) -> SearchResult:
+        """Embeds the image and searches the partitions of its most likely leaves."""
+        k = self._checked_k(k)
+        if not image:
+            raise InvalidArgument("image is empty")
+        deadline = Deadline(self._config.gateway.deadline_s, time_left)
+        version, (embedded,) = await self._cluster.embed([image], 0, deadline.left())
+        if embedded.failure is not None:
+            raise InvalidArgument(f"image: {embedded.failure.message}")
+        assert embedded.vector is not None
+        return await self._search(
+            embedded.vector, embedded.leaves, k, categories, [], version, deadline
+        )
+
+    async def similar_products(
+        self, product_id: str, k: int, categories: Sequence[str], time_left: float | None = None
+    ) -> SearchResult:
+        """Searches with a catalog item's stored vector, the item itself left out."""
+        k = self._checked_k(k)
+        if not product_id:
+            raise InvalidArgument("product_id is empty")
+        deadline = Deadline(self._config.gateway.deadline_s, time_left)
+        items, _ = await self._cluster.get_items([product_id], deadline.left())
+        if not items:
+            raise NotFound(f"product {product_id!r} is not in the catalog")
+        leaf = items[0].leaf
+        shard = shard_of(self._partition(leaf), self._shards)
+        stored = await self._cluster.fetch(shard, [product_id], deadline.left(SHARD_SHARE))
+        if not stored:
+            raise NotFound(f"product {product_id!r} has no indexed vector")
+        return await self._search(
+            stored[0].vector,
+            [(leaf, 1.0)],
+            k,
+            categories,
+            [product_id],
+            stored[0].model_version,
+            deadline,
+        )
+
+    async def ingest(self, items: Sequence[NewItem]) -> tuple[int, list[Failure]]:
+        """Embeds, records and indexes items; returns how many landed and which failed."""
+        if not items:
+            raise InvalidArgument("no items to ingest")
+        if len(items) > self._config.gateway.max_ingest:
+            raise InvalidArgument(
+                f"{len(items)} items in one call; the limit is {self._config.gateway.max_ingest}"
+            )
+        deadline = Deadline(INGEST_DEADLINE_S)
+        failures = _invalid_items(items)
+        todo = [i for i in range(len(items)) if i not in failures]
+        records = await self._embed_items(items, todo, failures, deadline)
+        recorded = await self._record_items(items, records, failures, deadline)
+        await self._index_items(items, recorded, failures, deadline)
+        return len(items) - len(failures), sorted(failures.values(), key=lambda f: f.index)
+
+    async def delete(self, ids: Sequence[str]) -> int:
+        """Deletes items from every shard, then from the taxonomy; returns how many it knew."""
+        if not ids or not all(ids):
+            raise InvalidArgument("ids must be given and non-empty")
+        deadline = Deadline(self._config.gateway.deadline_s)
+        await asyncio.gather(
+            *(self._cluster.delete_vectors(shard, ids, deadline.left()) for shard in self._shards)
+        )
+        return await self._cluster.delete_items(ids, deadline.left())
+
+    def _checked_k(self, k: int) -> int:
+        limit = self._config.gateway.max_k
+        if k < 0 or k > limit:
+            raise InvalidArgument(f"k={k} is outside 0..{limit} (0 means {self._default_k})")
+        return k or self._default_k
+
+    @property
+    def _default_k(self) -> int:
+        return self._config.gateway.default_k
+
+    def _partition(self, leaf: str) -> str:
+        return paths.partition_of(leaf, self._config.partition_level)
+
+    async def _search(
+        self,
+        query: np.ndarray,
+        leaves: LeafProbs,
+        k: int,
+        categories: Sequence[str],
+        exclude: Sequence[str],
+        version: str,
+        deadline: Deadline,
+    ) -> SearchResult:
+        partitions = await self._route(leaves, categories, deadline)
+        neighbours, failed = await self._fan_out(query, partitions, exclude, deadline)
+        if categories:
+            neighbours = [
+                n for n in neighbours if any(paths.is_within(n.leaf, c) for c in categories)
+            ]
+        ranked = (
+            await self._cluster.rerank(leaves, neighbours, k, deadline.left()) if neighbours else []
+        )
+        return SearchResult(ranked, leaves, partitions, failed, version)
+
+    async def _route(
+        self, leaves: LeafProbs, categories: Sequence[str], deadline: Deadline
+    ) -> list[str]:
+        gateway = self._config.gateway
+        if not categories:
+            return partitions_for_leaves(
+                leaves, self._config.partition_level, gateway.route_mass, gateway.max_partitions
+            )
+        tree = await self._cluster.tree_paths(deadline.left())
+        return partitions_for_categories(categories, tree, self._config.partition_level)
+
+    async def _fan_out(
+        self, query: np.ndarray, partitions: list[str], exclude: Sequence[str], deadline: Deadline
+    ) -> tuple[list[Neighbour], list[str]]:
+        """Asks every shard holding a partition at once; a shard that fails is reported."""
+        groups = by_shard(partitions, self._shards)
+        timeout = deadline.left(SHARD_SHARE)
+        answers = await asyncio.gather(
+            *(
+                self._cluster.search(
+                    shard, query, parts, self._config.gateway.candidates, exclude, timeout
+                )
+                for shard, parts in groups.items()
+            ),
+            return_exceptions=True,
+        )
+        neighbours: list[Neighbour] = []
+        failed: list[str] = []
+        for shard, answer in zip(groups, answers, strict=True):
+            if isinstance(answer, VisualSearchError):
+                log.warning("search on %s failed: %s", shard, answer)
+                failed.append(shard)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                neighbours.extend(answer)
+        return neighbours, failed
+
+    async def _embed_items(
+        self,
+        items: Sequence[NewItem],
+        todo: list[int],
+        failures: dict[int, Failure],
+        deadline: Deadline,
+    ) -> dict[int, tuple[Item, np.ndarray, str]]:
+        """Embeds the items at `todo` in encoder-sized chunks; the seller's leaf wins."""
+        records: dict[int, tuple[Item, np.ndarray, str]] = {}
+        size = self._config.encoder.max_batch
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            version, outcomes = await self._cluster.embed(
+                [items[i].image for i in chunk], 1, deadline.left()
+            )
+            for i, outcome in zip(chunk, outcomes, strict=True):
+                if outcome.failure is not None or outcome.vector is None:
+                    failures[i] = _failed(i, items[i], outcome.failure)
+                    continue
+                item = items[i]
+                leaf = item.leaf or outcome.leaves[0][0]
+                record = Item(item.id, leaf, not item.leaf, item.title, item.colour, item.usage)
+                records[i] = (record, outcome.vector, version)
+        return records
+
+    async def _record_items(
+        self,
+        items: Sequence[NewItem],
+        records: dict[int, tuple[Item, np.ndarray, str]],
+        failures: dict[int, Failure],
+        deadline: Deadline,
+    ) -> dict[int, tuple[Item, np.ndarray, str]]:
+        """Records the items with the taxonomy; those it refuses go no further."""
+        order = list(records)
+        refused = await self._cluster.put_items([records[i][0] for i in order], deadline.left())
+        for failure in refused:
+            i = order[failure.index]
+            failures[i] = Failure(i, items[i].id, failure.code, failure.message)
+            del records[i]
+        return records
+
+    async def _index_items(
+        self,
+        items: Sequence[NewItem],
+        records: dict[int, tuple[Item, np.ndarray, str]],
+        failures: dict[int, Failure],
+        deadline: Deadline,
+    ) -> None:
+        """Writes the vectors to their partitions' shards, all shards at once."""
+        groups: dict[str, list[int]] = {}
+        for i, (item, _, _) in records.items():
+            groups.setdefault(shard_of(self._partition(item.leaf), self._shards), []).append(i)
+
+        async def write(shard: str, indices: list[int]) -> None:
+            batch = [
+                StoredVector(item.id, self._partition(item.leaf), item.leaf, vector, version)
+                for item, vector, version in (records[i] for i in indices)
+            ]
+            try:
+                refused = await self._cluster.upsert(shard, batch, deadline.left())
+            except VisualSearchError as error:
+                for i in indices:
+                    failures[i] = Failure(i, items[i].id, error.code, str(error))
+                return
+            for failure in refused:
+                i = indices[failure.index]
+                failures[i] = Failure(i, items[i].id, failure.code, failure.message)
+
+        await asyncio.gather(*(write(shard, indices) for shard, indices in groups.items()))
+
+
+def _invalid_items(items: Sequence[NewItem]) -> dict[int, Failure]:
+    """Items refused before any work: no id, an id seen earlier in the batch, no image."""
+    failures: dict[int, Failure] = {}
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        reason = (
+            "id is empty"
+            if not item.id
+            else f"id {item.id!r} appears twice in the batch"
+            if item.id in seen
+            else "image is empty"
+            if not item.image
+            else ""
+        )
+        if reason:
+            failures[i] = Failure(i, item.id, "INVALID_ARGUMENT", reason)
+        seen.add(item.id)
+    return failures
+
+
+def _failed(i: int, item: NewItem, failure: Failure | None) -> Failure:
+    message = failure.message if failure else "the encoder returned no embedding"
+    code = failure.code if failure else "INTERNAL"
+    return Failure(i, item.id, code, message)

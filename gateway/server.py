@@ -1,0 +1,31 @@
+"""Runs the gateway: `python -m gateway.server` (config from infra/cluster.toml and VS_*)."""
+
+from collections.abc import Iterable
+
+import grpc
+
+from common import config as cluster_config
+from common.serve import run, serve
+from gateway.clients import Cluster
+from gateway.search import Gateway
+from gateway.service import VisualSearchService
+from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
+
+
+async def main() -> None:
+    config = cluster_config.load()
+    cluster = Cluster(config)
+
+    def register(server: grpc.aio.Server) -> Iterable[str]:
+        gateway_pb2_grpc.add_VisualSearchServicer_to_server(
+            VisualSearchService(Gateway(cluster, config)), server
+        )
+        return [gateway_pb2.DESCRIPTOR.services_by_name["VisualSearch"].full_name]
+
+    await serve(
+        "gateway", config.address(config.gateway.port), register, config.grace_s, cluster.close
+    )
+
+
+if __name__ == "__main__":
+    run(main())

@@ -1,0 +1,76 @@
+"""The public VisualSearch servicer: protobuf in, the gateway's flows, protobuf out."""
+
+import grpc
+
+from gateway.clients import Failure
+from gateway.search import Gateway, NewItem, SearchResult
+from protos.visualsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+
+class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    async def SearchByImage(
+        self, request: gateway_pb2.SearchByImageRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SearchResponse:
+        result = await self._gateway.search_by_image(
+            request.image, request.k, list(request.categories), context.time_remaining()
+        )
+        return _search_pb(result)
+
+    async def SimilarProducts(
+        self, request: gateway_pb2.SimilarProductsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SearchResponse:
+        result = await self._gateway.similar_products(
+            request.product_id, request.k, list(request.categories), context.time_remaining()
+        )
+        return _search_pb(result)
+
+    async def Ingest(
+        self, request: gateway_pb2.IngestRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.IngestResponse:
+        items = [
+            NewItem(item.id, item.image, item.leaf, item.title, item.colour, item.usage)
+            for item in request.items
+        ]
+        ingested, failures = await self._gateway.ingest(items)
+        return gateway_pb2.IngestResponse(
+            ingested=ingested, errors=[_failure_pb(failure) for failure in failures]
+        )
+
+    async def DeleteProducts(
+        self, request: gateway_pb2.DeleteProductsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.DeleteProductsResponse:
+        deleted = await self._gateway.delete(list(request.ids))
+        return gateway_pb2.DeleteProductsResponse(deleted=deleted)
+
+
+def _search_pb(result: SearchResult) -> gateway_pb2.SearchResponse:
+    return gateway_pb2.SearchResponse(
+        results=[
+            gateway_pb2.Result(
+                item_id=r.item.id,
+                score=r.score,
+                visual_score=r.visual_score,
+                leaf=r.item.leaf,
+                title=r.item.title,
+                colour=r.item.colour,
+                tree_distance=r.tree_distance,
+            )
+            for r in result.results
+        ],
+        query_leaves=[
+            common_pb2.LeafProb(leaf=leaf, prob=prob) for leaf, prob in result.query_leaves
+        ],
+        partial=result.partial,
+        failed_shards=result.failed_shards,
+        partitions=result.partitions,
+        model_version=result.model_version,
+    )
+
+
+def _failure_pb(failure: Failure) -> common_pb2.ItemError:
+    return common_pb2.ItemError(
+        index=failure.index, item_id=failure.item_id, code=failure.code, message=failure.message
+    )
