@@ -139,7 +139,7 @@ def test_a_bad_item_in_an_ingest_batch_does_not_sink_the_good_ones(running: Runn
     assert response.ingested == 1
     assert sorted((e.index, e.item_id, e.code) for e in response.errors) == [
         (0, "broken-1", "INVALID_ARGUMENT"),
-        (2, "unknown-leaf", "INVALID_ARGUMENT"),
+        (2, "unknown-leaf", "NOT_FOUND"),
     ]
 
 
