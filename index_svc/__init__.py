@@ -1,0 +1,1 @@
+"""Index shard: category partitions of item vectors in FAISS, with durable writes."""
