@@ -1,0 +1,1 @@
+"""The product catalog: its on-disk layout, the held-out split and a generated default catalog."""
