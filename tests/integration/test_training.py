@@ -1,0 +1,101 @@
+"""Training end to end on a small generated catalog: a registered, servable version."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog.generate import generate
+from catalog.items import open_catalog
+from catalog.split import is_held_out
+from common import paths
+from encoder_svc import registry
+from encoder_svc.embedder import Embedded, Embedder, Refused
+from encoder_svc.preprocess import Limits
+from encoder_svc.runtime import Encoder
+from encoder_svc.train import Recipe, train
+
+RENAMED = ("Footwear/Sandal/Flip Flops", "Footwear/Sandal/Slippers")
+STARVED = "Accessories/Watches/Digital"
+
+
+def write_export(catalog_dir: Path, out: Path) -> list[str]:
+    """A taxonomy export as the taxonomy service writes it, from the catalog's own leaves, with
+    one leaf renamed and one leaf whose items are nearly all predicted (not trainable).
+
+    Returns:
+        The ids of the starved leaf's items that keep a given label.
+    """
+    with open_catalog(catalog_dir) as catalog:
+        items = [(item.id, RENAMED[1] if item.leaf == RENAMED[0] else item.leaf)
+                 for item in catalog.items]
+    nodes: dict[str, str] = {}
+    for _, leaf in items:
+        names = paths.split(leaf)
+        for depth in range(1, len(names) + 1):
+            nodes[paths.join(*names[:depth])] = paths.join(*names[:depth - 1])
+    starved = [item_id for item_id, leaf in items if leaf == STARVED]
+    export = {
+        "version": 7,
+        "nodes": [{"path": path, "parent": parent} for path, parent in nodes.items()],
+        "items": [{"id": item_id, "leaf": leaf,
+                   "leaf_source": "predicted" if item_id in starved[3:] else "given"}
+                  for item_id, leaf in items],
+    }
+    out.write_text(json.dumps(export))
+    return starved[:3]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("training")
+
+
+@pytest.fixture(scope="module")
+def starved_given(root: Path) -> list[str]:
+    return write_export(generate(root / "catalog", seed=3, per_leaf=24), root / "export.json")
+
+
+@pytest.fixture(scope="module")
+def trained(root: Path, starved_given: list[str]) -> Path:
+    recipe = Recipe(epochs=2, batch_size=32, min_items=5)
+    return train(root / "catalog", root / "export.json", root / "models", recipe)
+
+
+@pytest.mark.slow
+def test_training_registers_a_current_version_with_its_meta(trained: Path) -> None:
+    models_dir = trained.parent
+    assert registry.current(models_dir) == trained
+    assert (trained / registry.MODEL_FILE).stat().st_size > 0
+    meta = registry.ModelMeta.load(trained)
+    assert meta.version == trained.name
+    assert meta.training["taxonomy_version"] == 7
+    assert meta.training["recipe"]["epochs"] == 2
+    figures = meta.training["evaluation"]
+    assert 0.0 <= figures["held_out_top1_leaf"] <= 1.0
+    assert 0.0 <= figures["p_at_10_leaf"] <= 1.0
+
+
+@pytest.mark.slow
+def test_leaves_come_from_the_taxonomy_export(trained: Path, starved_given: list[str]) -> None:
+    meta = registry.ModelMeta.load(trained)
+    assert RENAMED[1] in meta.leaves and RENAMED[0] not in meta.leaves
+    assert STARVED not in meta.leaves
+    trainable = sum(not is_held_out(item_id) for item_id in starved_given)
+    assert meta.training["left_out_leaves"] == {STARVED: trainable}
+    assert meta.training["items"]["predicted"] > 0
+
+
+@pytest.mark.slow
+def test_the_version_serves_the_catalog_images(root: Path, trained: Path) -> None:
+    with open_catalog(root / "catalog") as catalog:
+        images = [catalog.image_bytes(item.id) for item in catalog.items[:4]]
+    embedder = Embedder(Encoder.load(trained, threads=1), Limits(), max_batch=8, top_leaves=3)
+    answer = asyncio.run(embedder.embed([*images, b"not an image"]))
+    assert answer.model_version == trained.name
+    vectors = [result.vector for result in answer.results if isinstance(result, Embedded)]
+    assert len(vectors) == 4
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert isinstance(answer.results[4], Refused) and answer.results[4].index == 4
