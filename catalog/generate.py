@@ -25,17 +25,23 @@ from common import paths
 from common.errors import InvalidArgument
 
 WIDTH, HEIGHT = 60, 80
-SUPERSAMPLE = 3      # drawn at 3x, then reduced: smooth edges at 60x80
-EDGE = 2             # outline width at 3x: two thirds of a pixel
+SUPERSAMPLE = 3  # drawn at 3x, then reduced: smooth edges at 60x80
+EDGE = 2  # outline width at 3x: two thirds of a pixel
 FIRST_ID = 100_000
 PER_LEAF = 120
 MARKER = "generated.json"
 QUALITY = 90
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "Black": (28, 28, 30), "White": (244, 244, 240), "Grey": (128, 128, 132),
-    "Navy Blue": (32, 42, 92), "Blue": (40, 105, 205), "Red": (205, 32, 38),
-    "Green": (40, 140, 62), "Brown": (118, 74, 40), "Beige": (214, 194, 158),
+    "Black": (28, 28, 30),
+    "White": (244, 244, 240),
+    "Grey": (128, 128, 132),
+    "Navy Blue": (32, 42, 92),
+    "Blue": (40, 105, 205),
+    "Red": (205, 32, 38),
+    "Green": (40, 140, 62),
+    "Brown": (118, 74, 40),
+    "Beige": (214, 194, 158),
     "Pink": (236, 138, 172),
 }
 PATTERNS = ("Striped", "Checked", "Dotted")
@@ -47,47 +53,118 @@ class Leaf:
     """A leaf of the generated taxonomy and how its products look."""
 
     path: str
-    noun: str                 # the product's name in titles
+    noun: str  # the product's name in titles
     shape: shapes.Shape
     colours: tuple[str, ...]  # the plausible baseColours
     usages: tuple[str, ...]
-    patterned: bool = False   # may carry stripes, checks or dots
+    patterned: bool = False  # may carry stripes, checks or dots
 
 
 LEAVES = (
     Leaf("Apparel/Topwear/Tshirts", "Tshirt", shapes.tshirt, ALL, ("Casual", "Sports"), True),
-    Leaf("Apparel/Topwear/Shirts", "Shirt", shapes.shirt,
-         ("White", "Blue", "Black", "Grey", "Pink", "Navy Blue", "Green", "Beige"),
-         ("Casual", "Formal"), True),
-    Leaf("Apparel/Bottomwear/Trousers", "Trousers", shapes.trousers,
-         ("Black", "Navy Blue", "Grey", "Brown", "Beige", "Blue"), ("Casual", "Formal")),
-    Leaf("Apparel/Bottomwear/Shorts", "Shorts", shapes.shorts,
-         ("Blue", "Navy Blue", "Black", "Grey", "Beige", "Green", "Red"), ("Casual", "Sports"),
-         True),
-    Leaf("Apparel/Bottomwear/Skirts", "Skirt", shapes.skirt,
-         ("Black", "Red", "Pink", "Blue", "Navy Blue", "Beige", "Green", "White"),
-         ("Casual", "Party"), True),
-    Leaf("Footwear/Shoes/Sneakers", "Sneakers", shapes.sneaker,
-         ("White", "Black", "Grey", "Blue", "Red", "Navy Blue", "Green"), ("Casual", "Sports")),
-    Leaf("Footwear/Shoes/Boots", "Boots", shapes.boot, ("Brown", "Black", "Beige", "Grey"),
-         ("Casual",)),
-    Leaf("Footwear/Shoes/Formal Shoes", "Formal Shoes", shapes.formal_shoe, ("Black", "Brown"),
-         ("Formal",)),
-    Leaf("Footwear/Sandal/Sandals", "Sandals", shapes.sandal,
-         ("Brown", "Black", "Beige", "Red", "Pink"), ("Casual",)),
-    Leaf("Footwear/Sandal/Flip Flops", "Flip Flops", shapes.flip_flop,
-         ("Black", "Blue", "Red", "Pink", "Green", "White", "Navy Blue"), ("Casual",)),
-    Leaf("Accessories/Watches/Analog", "Analog Watch", shapes.analog_watch,
-         ("Black", "Brown", "Grey", "White", "Navy Blue", "Beige"), ("Casual", "Formal")),
-    Leaf("Accessories/Watches/Digital", "Digital Watch", shapes.digital_watch,
-         ("Black", "Grey", "Blue", "Red", "Green", "Pink", "White"), ("Casual", "Sports")),
-    Leaf("Accessories/Bags/Handbags", "Handbag", shapes.handbag,
-         ("Black", "Brown", "Beige", "Red", "Pink", "White", "Navy Blue"), ("Casual", "Party"),
-         True),
-    Leaf("Accessories/Bags/Backpacks", "Backpack", shapes.backpack,
-         ("Black", "Navy Blue", "Grey", "Blue", "Red", "Green"), ("Casual", "Travel"), True),
-    Leaf("Accessories/Eyewear/Sunglasses", "Sunglasses", shapes.sunglasses,
-         ("Black", "Brown", "Grey", "Blue", "Red", "Pink"), ("Casual",)),
+    Leaf(
+        "Apparel/Topwear/Shirts",
+        "Shirt",
+        shapes.shirt,
+        ("White", "Blue", "Black", "Grey", "Pink", "Navy Blue", "Green", "Beige"),
+        ("Casual", "Formal"),
+        True,
+    ),
+    Leaf(
+        "Apparel/Bottomwear/Trousers",
+        "Trousers",
+        shapes.trousers,
+        ("Black", "Navy Blue", "Grey", "Brown", "Beige", "Blue"),
+        ("Casual", "Formal"),
+    ),
+    Leaf(
+        "Apparel/Bottomwear/Shorts",
+        "Shorts",
+        shapes.shorts,
+        ("Blue", "Navy Blue", "Black", "Grey", "Beige", "Green", "Red"),
+        ("Casual", "Sports"),
+        True,
+    ),
+    Leaf(
+        "Apparel/Bottomwear/Skirts",
+        "Skirt",
+        shapes.skirt,
+        ("Black", "Red", "Pink", "Blue", "Navy Blue", "Beige", "Green", "White"),
+        ("Casual", "Party"),
+        True,
+    ),
+    Leaf(
+        "Footwear/Shoes/Sneakers",
+        "Sneakers",
+        shapes.sneaker,
+        ("White", "Black", "Grey", "Blue", "Red", "Navy Blue", "Green"),
+        ("Casual", "Sports"),
+    ),
+    Leaf(
+        "Footwear/Shoes/Boots",
+        "Boots",
+        shapes.boot,
+        ("Brown", "Black", "Beige", "Grey"),
+        ("Casual",),
+    ),
+    Leaf(
+        "Footwear/Shoes/Formal Shoes",
+        "Formal Shoes",
+        shapes.formal_shoe,
+        ("Black", "Brown"),
+        ("Formal",),
+    ),
+    Leaf(
+        "Footwear/Sandal/Sandals",
+        "Sandals",
+        shapes.sandal,
+        ("Brown", "Black", "Beige", "Red", "Pink"),
+        ("Casual",),
+    ),
+    Leaf(
+        "Footwear/Sandal/Flip Flops",
+        "Flip Flops",
+        shapes.flip_flop,
+        ("Black", "Blue", "Red", "Pink", "Green", "White", "Navy Blue"),
+        ("Casual",),
+    ),
+    Leaf(
+        "Accessories/Watches/Analog",
+        "Analog Watch",
+        shapes.analog_watch,
+        ("Black", "Brown", "Grey", "White", "Navy Blue", "Beige"),
+        ("Casual", "Formal"),
+    ),
+    Leaf(
+        "Accessories/Watches/Digital",
+        "Digital Watch",
+        shapes.digital_watch,
+        ("Black", "Grey", "Blue", "Red", "Green", "Pink", "White"),
+        ("Casual", "Sports"),
+    ),
+    Leaf(
+        "Accessories/Bags/Handbags",
+        "Handbag",
+        shapes.handbag,
+        ("Black", "Brown", "Beige", "Red", "Pink", "White", "Navy Blue"),
+        ("Casual", "Party"),
+        True,
+    ),
+    Leaf(
+        "Accessories/Bags/Backpacks",
+        "Backpack",
+        shapes.backpack,
+        ("Black", "Navy Blue", "Grey", "Blue", "Red", "Green"),
+        ("Casual", "Travel"),
+        True,
+    ),
+    Leaf(
+        "Accessories/Eyewear/Sunglasses",
+        "Sunglasses",
+        shapes.sunglasses,
+        ("Black", "Brown", "Grey", "Blue", "Red", "Pink"),
+        ("Casual",),
+    ),
 )
 
 RGB = tuple[int, int, int]
@@ -104,9 +181,15 @@ def _palette(main: np.ndarray) -> dict[str, RGB]:
     shade = _blend(main, 0, 0.35) if light else _blend(main, 255, 0.25)
     contrast = _blend(main, 0, 0.6) if light else _blend(main, 255, 0.75)
     return {
-        "main": _blend(main, 0, 0), "shade": shade, "contrast": contrast,
-        "light": _blend(main, 255, 0.5), "lens": _blend(main, 0, 0.6), "dark": (30, 30, 34),
-        "sole": (236, 233, 226), "metal": (184, 187, 192), "face": (246, 246, 240),
+        "main": _blend(main, 0, 0),
+        "shade": shade,
+        "contrast": contrast,
+        "light": _blend(main, 255, 0.5),
+        "lens": _blend(main, 0, 0.6),
+        "dark": (30, 30, 34),
+        "sole": (236, 233, 226),
+        "metal": (184, 187, 192),
+        "face": (246, 246, 240),
         "screen": (168, 182, 166),
     }
 
@@ -124,13 +207,23 @@ class _Pose:
     def apply(self, points: Sequence[shapes.Point]) -> list[shapes.Point]:
         cos, sin = math.cos(self.angle) * self.scale, math.sin(self.angle) * self.scale
         cx, cy = WIDTH / 2 + self.dx, HEIGHT / 2 + self.dy
-        return [((cx + cos * self.flip * x - sin * y) * SUPERSAMPLE,
-                 (cy + sin * self.flip * x + cos * y) * SUPERSAMPLE) for x, y in points]
+        return [
+            (
+                (cx + cos * self.flip * x - sin * y) * SUPERSAMPLE,
+                (cy + sin * self.flip * x + cos * y) * SUPERSAMPLE,
+            )
+            for x, y in points
+        ]
 
 
 def _pose(rng: np.random.Generator) -> _Pose:
-    return _Pose(dx=rng.uniform(-5, 5), dy=rng.uniform(-5, 5), scale=rng.uniform(0.72, 1.04),
-                 angle=math.radians(rng.uniform(-10, 10)), flip=1.0 if rng.random() < 0.5 else -1.0)
+    return _Pose(
+        dx=rng.uniform(-5, 5),
+        dy=rng.uniform(-5, 5),
+        scale=rng.uniform(0.72, 1.04),
+        angle=math.radians(rng.uniform(-10, 10)),
+        flip=1.0 if rng.random() < 0.5 else -1.0,
+    )
 
 
 def _background(rng: np.random.Generator) -> Image.Image:
@@ -142,8 +235,9 @@ def _background(rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def _fabric(rng: np.random.Generator, pattern: str | None, paints: dict[str, RGB], pose: _Pose
-            ) -> Image.Image:
+def _fabric(
+    rng: np.random.Generator, pattern: str | None, paints: dict[str, RGB], pose: _Pose
+) -> Image.Image:
     """The item's main colour with its pattern, drawn in the item's own frame."""
     layer = Image.new("RGB", (WIDTH * SUPERSAMPLE, HEIGHT * SUPERSAMPLE), paints["main"])
     draw, ink = ImageDraw.Draw(layer), paints["contrast"]
@@ -162,8 +256,13 @@ def _fabric(rng: np.random.Generator, pattern: str | None, paints: dict[str, RGB
     return layer
 
 
-def _draw(image: Image.Image, ops: list[shapes.Op], paints: dict[str, RGB], fabric: Image.Image,
-          pose: _Pose) -> None:
+def _draw(
+    image: Image.Image,
+    ops: list[shapes.Op],
+    paints: dict[str, RGB],
+    fabric: Image.Image,
+    pose: _Pose,
+) -> None:
     draw = ImageDraw.Draw(image)
     for op in ops:
         points = pose.apply(op.points)
@@ -198,8 +297,9 @@ def render(leaf: Leaf, rng: np.random.Generator) -> tuple[Image.Image, str, str 
     pose = _pose(rng)
     image = _background(rng)
     _draw(image, ops, paints, _fabric(rng, pattern, paints, pose), pose)
-    pixels = np.asarray(image.reduce(SUPERSAMPLE), float) + rng.normal(0, rng.uniform(1, 4),
-                                                                         (HEIGHT, WIDTH, 3))
+    pixels = np.asarray(image.reduce(SUPERSAMPLE), float) + rng.normal(
+        0, rng.uniform(1, 4), (HEIGHT, WIDTH, 3)
+    )
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), colour, pattern
 
 

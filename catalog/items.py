@@ -14,7 +14,12 @@ from common.errors import InvalidArgument, NotFound
 
 STYLES = "styles.csv"
 COLUMNS = (
-    "id", "masterCategory", "subCategory", "articleType", "baseColour", "usage",
+    "id",
+    "masterCategory",
+    "subCategory",
+    "articleType",
+    "baseColour",
+    "usage",
     "productDisplayName",
 )
 # When one id has images under several extensions, the first of these wins.

@@ -25,8 +25,9 @@ class Op(NamedTuple):
 Shape = Callable[[np.random.Generator], list[Op]]
 
 
-def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n: int = 12
-        ) -> list[Point]:
+def arc(
+    cx: float, cy: float, rx: float, ry: float, start: float, end: float, n: int = 12
+) -> list[Point]:
     """Points on an ellipse from angle `start` to `end` in degrees (90 is straight down)."""
     angles = np.radians(np.linspace(start, end, n))
     return [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in angles]
@@ -87,8 +88,11 @@ def shirt(rng: np.random.Generator) -> list[Op]:
 def _legs(waist: float, top: float, hem_out: float, hem: float, crotch: float) -> list[Op]:
     left = [(0, top), (-waist, top), (-hem_out, hem), (-2.5, hem), (0, crotch)]
     band = rect(-waist, top, waist, top + 4)
-    return [Op(symmetric(left), "body"), Op(band, "shade"), Op([(0, top + 4), (0, top + 16)],
-                                                               "shade", 1.0)]
+    return [
+        Op(symmetric(left), "body"),
+        Op(band, "shade"),
+        Op([(0, top + 4), (0, top + 16)], "shade", 1.0),
+    ]
 
 
 def trousers(rng: np.random.Generator) -> list[Op]:
@@ -116,11 +120,24 @@ def skirt(rng: np.random.Generator) -> list[Op]:
 
 def sneaker(rng: np.random.Generator) -> list[Op]:
     top = rng.uniform(-12, -9)
-    upper = [(-27, 6), (-28, -3), (-25, top), (-17, top - 1), (-12, top + 4), (-6, top),
-             (4, -6), (14, -2), (22, 1), (27, 4), (27, 6)]
+    upper = [
+        (-27, 6),
+        (-28, -3),
+        (-25, top),
+        (-17, top - 1),
+        (-12, top + 4),
+        (-6, top),
+        (4, -6),
+        (14, -2),
+        (22, 1),
+        (27, 4),
+        (27, 6),
+    ]
     sole = [(-28, 5), (28, 5), (28, 9), (26, 12), (-26, 12), (-29, 9)]
-    laces = [Op([(-7 + 3 * i, top + 1 + i), (-4 + 3 * i, top + 3 + i)], "contrast", 1.2)
-             for i in range(4)]
+    laces = [
+        Op([(-7 + 3 * i, top + 1 + i), (-4 + 3 * i, top + 3 + i)], "contrast", 1.2)
+        for i in range(4)
+    ]
     ops = [Op(upper, "body"), Op(sole, "sole"), *laces]
     if rng.random() < 0.6:
         ops.append(Op(arc(-4, 8, 14, 9, 200, 320, 6), "contrast", 2.0))
@@ -129,11 +146,26 @@ def sneaker(rng: np.random.Generator) -> list[Op]:
 
 def formal_shoe(rng: np.random.Generator) -> list[Op]:
     toe = rng.uniform(27, 30)
-    upper = [(-26, 8), (-27, 0), (-24, -6), (-15, -6), (-10, -3), (-4, -5), (6, -2),
-             (16, 1), (25, 4), (toe, 7), (toe - 1, 9)]
-    ops = [Op(upper, "body"), Op([(-26, 8), (toe, 8), (toe - 1, 10.5), (-26, 10.5)], "dark"),
-           Op(rect(-26, 10, -18, 14), "dark"), Op(arc(19, 8, 6, 8, 200, 290, 5), "shade", 0.8),
-           Op([(-2, -3), (12, 1)], "light", 1.0)]
+    upper = [
+        (-26, 8),
+        (-27, 0),
+        (-24, -6),
+        (-15, -6),
+        (-10, -3),
+        (-4, -5),
+        (6, -2),
+        (16, 1),
+        (25, 4),
+        (toe, 7),
+        (toe - 1, 9),
+    ]
+    ops = [
+        Op(upper, "body"),
+        Op([(-26, 8), (toe, 8), (toe - 1, 10.5), (-26, 10.5)], "dark"),
+        Op(rect(-26, 10, -18, 14), "dark"),
+        Op(arc(19, 8, 6, 8, 200, 290, 5), "shade", 0.8),
+        Op([(-2, -3), (12, 1)], "light", 1.0),
+    ]
     if rng.random() < 0.5:
         ops.append(Op([(-6, -5), (-1, -1)], "shade", 1.2))
     return ops
@@ -141,10 +173,21 @@ def formal_shoe(rng: np.random.Generator) -> list[Op]:
 
 def boot(rng: np.random.Generator) -> list[Op]:
     shaft = rng.uniform(-32, -24)
-    upper = [(-22, 12), (-23, shaft), (-7, shaft - 1), (-6, -8), (6, -2), (18, 3), (24, 7),
-             (25, 12)]
-    ops = [Op(upper, "body"), Op(rect(-23, 11, 26, 16), "dark"),
-           Op(rect(-23, shaft - 1, -7, shaft + 3), "shade")]
+    upper = [
+        (-22, 12),
+        (-23, shaft),
+        (-7, shaft - 1),
+        (-6, -8),
+        (6, -2),
+        (18, 3),
+        (24, 7),
+        (25, 12),
+    ]
+    ops = [
+        Op(upper, "body"),
+        Op(rect(-23, 11, 26, 16), "dark"),
+        Op(rect(-23, shaft - 1, -7, shaft + 3), "shade"),
+    ]
     if rng.random() < 0.5:
         ops += [Op([(-10, y), (-5, y + 2)], "contrast", 1.0) for y in np.arange(shaft + 6, -6, 5)]
     return ops
@@ -182,8 +225,16 @@ def sandal(rng: np.random.Generator) -> list[Op]:
 
 def _strap(rng: np.random.Generator) -> list[Op]:
     half = rng.uniform(5, 7)
-    band = [(-half, -40), (half, -40), (half + 2, -10), (half + 2, 10), (half, 40), (-half, 40),
-            (-half - 2, 10), (-half - 2, -10)]
+    band = [
+        (-half, -40),
+        (half, -40),
+        (half + 2, -10),
+        (half + 2, 10),
+        (half, 40),
+        (-half, 40),
+        (-half - 2, 10),
+        (-half - 2, -10),
+    ]
     holes = [Op(ellipse(0, y, 1, 1), "shade") for y in (22, 27, 32)]
     return [Op(band, "body"), *holes]
 
@@ -191,45 +242,79 @@ def _strap(rng: np.random.Generator) -> list[Op]:
 def analog_watch(rng: np.random.Generator) -> list[Op]:
     dial, hands = ("dark", "face") if rng.random() < 0.3 else ("face", "dark")
     angles = rng.uniform(0, 2 * math.pi, 2)
-    ticks = [Op(ellipse(10 * math.cos(a), 10 * math.sin(a), 0.7, 0.7), hands)
-             for a in np.linspace(0, 2 * math.pi, 12, endpoint=False)]
-    hand_ops = [Op([(0, 0), (r * math.cos(a), r * math.sin(a))], hands, 1.2)
-                for r, a in zip((6, 9), angles, strict=True)]
-    return [*_strap(rng), Op(rect(13, -2, 17, 2), "metal"), Op(ellipse(0, 0, 14, 14), "metal"),
-            Op(ellipse(0, 0, 11.5, 11.5), dial), *ticks, *hand_ops]
+    ticks = [
+        Op(ellipse(10 * math.cos(a), 10 * math.sin(a), 0.7, 0.7), hands)
+        for a in np.linspace(0, 2 * math.pi, 12, endpoint=False)
+    ]
+    hand_ops = [
+        Op([(0, 0), (r * math.cos(a), r * math.sin(a))], hands, 1.2)
+        for r, a in zip((6, 9), angles, strict=True)
+    ]
+    return [
+        *_strap(rng),
+        Op(rect(13, -2, 17, 2), "metal"),
+        Op(ellipse(0, 0, 14, 14), "metal"),
+        Op(ellipse(0, 0, 11.5, 11.5), dial),
+        *ticks,
+        *hand_ops,
+    ]
 
 
 def _digit(x: float, segments: np.ndarray) -> list[Op]:
-    ends = [((0, -4), (3, -4)), ((3, -4), (3, 0)), ((3, 0), (3, 4)), ((0, 4), (3, 4)),
-            ((0, 0), (0, 4)), ((0, -4), (0, 0)), ((0, 0), (3, 0))]
-    return [Op([(x + a[0], a[1]), (x + b[0], b[1])], "dark", 0.9)
-            for (a, b), on in zip(ends, segments, strict=True) if on]
+    ends = [
+        ((0, -4), (3, -4)),
+        ((3, -4), (3, 0)),
+        ((3, 0), (3, 4)),
+        ((0, 4), (3, 4)),
+        ((0, 0), (0, 4)),
+        ((0, -4), (0, 0)),
+        ((0, 0), (3, 0)),
+    ]
+    return [
+        Op([(x + a[0], a[1]), (x + b[0], b[1])], "dark", 0.9)
+        for (a, b), on in zip(ends, segments, strict=True)
+        if on
+    ]
 
 
 def digital_watch(rng: np.random.Generator) -> list[Op]:
     digits = [op for i in range(3) for op in _digit(-7 + 5 * i, rng.random(7) < 0.7)]
-    buttons = [Op(rect(side * 13, y, side * 15.5, y + 4), "shade") for side in (-1, 1)
-               for y in (-8, 4)]
-    return [*_strap(rng), *buttons, Op(rect(-13, -14, 13, 14), "body"),
-            Op(rect(-9, -7, 9, 7), "screen"), *digits]
+    buttons = [
+        Op(rect(side * 13, y, side * 15.5, y + 4), "shade") for side in (-1, 1) for y in (-8, 4)
+    ]
+    return [
+        *_strap(rng),
+        *buttons,
+        Op(rect(-13, -14, 13, 14), "body"),
+        Op(rect(-9, -7, 9, 7), "screen"),
+        *digits,
+    ]
 
 
 def handbag(rng: np.random.Generator) -> list[Op]:
     top, lift = rng.uniform(-10, -4), rng.uniform(14, 22)
     body = [(-20, top), (20, top), (25, 26), (22, 30), (-22, 30), (-25, 26)]
     handle = arc(0, top, 11, lift, 180, 360)
-    return [Op(handle, "shade", 2.5), Op(body, "body"), Op(rect(-3, top + 1, 3, top + 6), "metal"),
-            Op([(-21, top + 6), (21, top + 6)], "shade", 0.8)]
+    return [
+        Op(handle, "shade", 2.5),
+        Op(body, "body"),
+        Op(rect(-3, top + 1, 3, top + 6), "metal"),
+        Op([(-21, top + 6), (21, top + 6)], "shade", 0.8),
+    ]
 
 
 def backpack(rng: np.random.Generator) -> list[Op]:
     pocket = rng.uniform(4, 12)
     body = [*arc(0, -14, 18, 17, 180, 360), (18, 30), (16, 34), (-16, 34), (-18, 30)]
     straps = both(Op([(-20, -20), (-17, -20), (-19, 30), (-22, 30)], "shade"))
-    return [*straps, Op(arc(0, -31, 5, 5, 180, 360, 8), "shade", 2.0), Op(body, "body"),
-            Op(arc(0, -14, 15, 14, 190, 350, 10), "dark", 0.8),
-            Op(rect(-13, pocket, 13, 30), "shade"), Op([(-11, pocket + 3), (11, pocket + 3)],
-                                                        "dark", 0.8)]
+    return [
+        *straps,
+        Op(arc(0, -31, 5, 5, 180, 360, 8), "shade", 2.0),
+        Op(body, "body"),
+        Op(arc(0, -14, 15, 14, 190, 350, 10), "dark", 0.8),
+        Op(rect(-13, pocket, 13, 30), "shade"),
+        Op([(-11, pocket + 3), (11, pocket + 3)], "dark", 0.8),
+    ]
 
 
 def sunglasses(rng: np.random.Generator) -> list[Op]:

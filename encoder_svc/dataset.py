@@ -15,7 +15,7 @@ from common.errors import FailedPrecondition, InvalidArgument
 from encoder_svc.preprocess import Limits, PreprocessParams, decode
 
 PREDICTED = "predicted"  # a leaf the model guessed; never a training label
-STATS_CHUNK = 512         # images per step of channel_stats, to bound memory
+STATS_CHUNK = 512  # images per step of channel_stats, to bound memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +36,9 @@ class Dataset:
 
     ids: list[str]
     leaves: list[str]
-    images: np.ndarray      # uint8 (N, H, W, 3)
-    held_out: np.ndarray    # bool (N,)
-    given: np.ndarray       # bool (N,)
+    images: np.ndarray  # uint8 (N, H, W, 3)
+    held_out: np.ndarray  # bool (N,)
+    given: np.ndarray  # bool (N,)
     counts: dict[str, int]  # how many items were found, skipped and why
 
 
@@ -52,15 +52,17 @@ def read_export(path: Path) -> TaxonomyExport:
         raw = json.loads(path.read_text())
         nodes = [node["path"] for node in raw["nodes"]]
         parents = {node["parent"] for node in raw["nodes"] if node.get("parent")}
-        items = {str(item["id"]): (item["leaf"], item.get("leaf_source", ""))
-                 for item in raw["items"]}
+        items = {
+            str(item["id"]): (item["leaf"], item.get("leaf_source", "")) for item in raw["items"]
+        }
         return TaxonomyExport(int(raw["version"]), frozenset(set(nodes) - parents), items)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InvalidArgument(f"{path} is not a taxonomy export: {error!r}") from error
 
 
-def load(catalog: Catalog, export: TaxonomyExport, params: PreprocessParams,
-         threads: int = 2) -> Dataset:
+def load(
+    catalog: Catalog, export: TaxonomyExport, params: PreprocessParams, threads: int = 2
+) -> Dataset:
     """Decodes every catalog item the export places in a leaf node.
 
     Args:
@@ -72,8 +74,9 @@ def load(catalog: Catalog, export: TaxonomyExport, params: PreprocessParams,
     Returns:
         The decoded items; undecodable images are left out and counted.
     """
-    placed = [item.id for item in catalog.items
-              if export.items.get(item.id, ("", ""))[0] in export.leaves]
+    placed = [
+        item.id for item in catalog.items if export.items.get(item.id, ("", ""))[0] in export.leaves
+    ]
     limits = Limits()
 
     def decoded(item_id: str) -> np.ndarray | None:
@@ -83,16 +86,20 @@ def load(catalog: Catalog, export: TaxonomyExport, params: PreprocessParams,
             return None
 
     with ThreadPoolExecutor(threads) as pool:
-        images = list(tqdm(pool.map(decoded, placed), total=len(placed), desc="decode",
-                           unit="img"))
+        images = list(tqdm(pool.map(decoded, placed), total=len(placed), desc="decode", unit="img"))
     ids = [item_id for item_id, image in zip(placed, images, strict=True) if image is not None]
-    counts = {"catalog": len(catalog.items), "export": len(export.items),
-              "placed_in_leaf": len(placed), "undecodable": len(placed) - len(ids)}
+    counts = {
+        "catalog": len(catalog.items),
+        "export": len(export.items),
+        "placed_in_leaf": len(placed),
+        "undecodable": len(placed) - len(ids),
+    }
     return Dataset(
         ids=ids,
         leaves=[export.items[item_id][0] for item_id in ids],
         images=np.stack([image for image in images if image is not None])
-        if ids else np.zeros((0, params.height, params.width, 3), np.uint8),
+        if ids
+        else np.zeros((0, params.height, params.width, 3), np.uint8),
         held_out=np.array([is_held_out(item_id) for item_id in ids], dtype=bool),
         given=np.array([export.items[item_id][1] != PREDICTED for item_id in ids], dtype=bool),
         counts=counts,
@@ -129,7 +136,7 @@ def channel_stats(images: np.ndarray, params: PreprocessParams) -> PreprocessPar
     sums = np.zeros(3)
     squares = np.zeros(3)
     for start in range(0, len(images), STATS_CHUNK):
-        pixels = images[start:start + STATS_CHUNK].reshape(-1, 3).astype(np.float64) / 255
+        pixels = images[start : start + STATS_CHUNK].reshape(-1, 3).astype(np.float64) / 255
         sums += pixels.sum(axis=0)
         squares += np.square(pixels).sum(axis=0)
     count = max(images.size // 3, 1)

@@ -66,7 +66,8 @@ class Embedder:
         )
         results: dict[int, Embedded | Refused] = {
             i: Refused(i, image.code, str(image))
-            for i, image in enumerate(decoded) if isinstance(image, InvalidArgument)
+            for i, image in enumerate(decoded)
+            if isinstance(image, InvalidArgument)
         }
         accepted = [(i, image) for i, image in enumerate(decoded) if isinstance(image, np.ndarray)]
         if accepted:

@@ -40,7 +40,7 @@ def precision_at_k(
         return 0.0
     hits = 0
     for start in range(0, len(queries), QUERY_CHUNK):
-        chunk = queries[start:start + QUERY_CHUNK]
+        chunk = queries[start : start + QUERY_CHUNK]
         scores = embeddings[chunk] @ embeddings.T
         scores[np.arange(len(chunk)), chunk] = -np.inf
         nearest = np.argpartition(-scores, k, axis=1)[:, :k]

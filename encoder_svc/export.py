@@ -63,8 +63,9 @@ def export(
         )
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     generator = torch.Generator().manual_seed(seed)
-    inputs = [torch.randn(n, 3, params.height, params.width, generator=generator)
-              for n in check_batches]
+    inputs = [
+        torch.randn(n, 3, params.height, params.width, generator=generator) for n in check_batches
+    ]
     diff = max_difference(model, path, inputs)
     if diff > TOLERANCE:
         raise ExportMismatch(f"onnxruntime differs from torch by {diff:.2e} > {TOLERANCE:.0e}")

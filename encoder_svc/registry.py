@@ -24,11 +24,11 @@ class ModelMeta:
     """What a model version predicts and how it was made."""
 
     version: str
-    created: str                # ISO 8601, UTC
-    leaves: tuple[str, ...]     # the classifier's outputs, in the order of the probs
+    created: str  # ISO 8601, UTC
+    leaves: tuple[str, ...]  # the classifier's outputs, in the order of the probs
     dim: int
     preprocess: PreprocessParams
-    training: dict[str, Any]    # catalog, taxonomy version, counts, epochs, seconds, figures
+    training: dict[str, Any]  # catalog, taxonomy version, counts, epochs, seconds, figures
 
     def save(self, directory: Path) -> None:
         raw = dataclasses.asdict(self)
@@ -78,8 +78,9 @@ def register(
     models_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     version = f"{now:%Y%m%d-%H%M%S}-{_digest(model_file)[:8]}"
-    meta = ModelMeta(version, now.isoformat(timespec="seconds"), tuple(leaves), dim,
-                     preprocess, training)
+    meta = ModelMeta(
+        version, now.isoformat(timespec="seconds"), tuple(leaves), dim, preprocess, training
+    )
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=models_dir))
     staging.chmod(0o755)
     try:

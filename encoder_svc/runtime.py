@@ -77,5 +77,5 @@ class Encoder:
 
     def top_leaves(self, probs: np.ndarray, n: int) -> list[tuple[str, float]]:
         """The `n` most probable leaves of one row of probabilities, most probable first."""
-        best = np.argsort(-probs, kind="stable")[:max(n, 0)]
+        best = np.argsort(-probs, kind="stable")[: max(n, 0)]
         return [(self.leaves[i], float(probs[i])) for i in best]

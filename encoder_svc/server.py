@@ -28,8 +28,13 @@ async def main() -> None:
     except FailedPrecondition as error:
         raise SystemExit(f"encoder cannot start: {error}") from None
     encoder = await asyncio.to_thread(Encoder.load, version_dir, settings.threads)
-    log.info("encoder model %s (%d leaves, dim %d) on %s", encoder.version, len(encoder.leaves),
-             encoder.dim, encoder.device)
+    log.info(
+        "encoder model %s (%d leaves, dim %d) on %s",
+        encoder.version,
+        len(encoder.leaves),
+        encoder.dim,
+        encoder.device,
+    )
     limits = Limits(settings.max_image_bytes, settings.max_pixels)
     embedder = Embedder(encoder, limits, settings.max_batch, settings.top_leaves)
 

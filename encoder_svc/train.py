@@ -39,15 +39,20 @@ class Recipe:
     lr: float = 3e-3
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
-    max_shift: int = 4          # pixels of random translation, the gap filled with white
-    min_items: int = 10         # training items a leaf needs to be one of the classifier's
+    max_shift: int = 4  # pixels of random translation, the gap filled with white
+    min_items: int = 10  # training items a leaf needs to be one of the classifier's
     seed: int = 0
     threads: int = 2
     arch: Arch = dataclasses.field(default_factory=Arch)
 
 
-def train(catalog_dir: Path, taxonomy_file: Path, models_dir: Path,
-          recipe: Recipe = Recipe(), make_current: bool = True) -> Path:
+def train(
+    catalog_dir: Path,
+    taxonomy_file: Path,
+    models_dir: Path,
+    recipe: Recipe = Recipe(),
+    make_current: bool = True,
+) -> Path:
     """Trains, evaluates on the held-out items, exports to ONNX and registers a model version.
 
     Args:
@@ -76,24 +81,37 @@ def train(catalog_dir: Path, taxonomy_file: Path, models_dir: Path,
     trained = time.monotonic()
     figures = _evaluate(model, data, targets, params)
     summary: dict[str, Any] = {
-        "catalog": str(catalog_dir), "taxonomy": str(taxonomy_file),
-        "taxonomy_version": labels.version, "recipe": _as_json(recipe),
+        "catalog": str(catalog_dir),
+        "taxonomy": str(taxonomy_file),
+        "taxonomy_version": labels.version,
+        "recipe": _as_json(recipe),
         "items": _item_counts(data, chosen, left_out),
-        "left_out_leaves": left_out, "final_loss": loss, "evaluation": figures,
-        "seconds": {"decode": round(decoded - started, 1), "train": round(trained - decoded, 1),
-                    "evaluate": round(time.monotonic() - trained, 1)},
+        "left_out_leaves": left_out,
+        "final_loss": loss,
+        "evaluation": figures,
+        "seconds": {
+            "decode": round(decoded - started, 1),
+            "train": round(trained - decoded, 1),
+            "evaluate": round(time.monotonic() - trained, 1),
+        },
     }
     with tempfile.TemporaryDirectory() as scratch:
         onnx_file = Path(scratch) / registry.MODEL_FILE
         summary["export_max_abs_diff"] = export.export(model, onnx_file, params)
         summary["seconds"]["total"] = round(time.monotonic() - started, 1)
-        return registry.register(models_dir, onnx_file, leaves, recipe.arch.dim, params,
-                                 summary, make_current)
+        return registry.register(
+            models_dir, onnx_file, leaves, recipe.arch.dim, params, summary, make_current
+        )
 
 
 def _item_counts(data: Dataset, chosen: np.ndarray, left_out: dict[str, int]) -> dict[str, int]:
-    return {**data.counts, "trained": int(chosen.sum()), "held_out": int(data.held_out.sum()),
-            "predicted": int((~data.given).sum()), "left_out": sum(left_out.values())}
+    return {
+        **data.counts,
+        "trained": int(chosen.sum()),
+        "held_out": int(data.held_out.sum()),
+        "predicted": int((~data.given).sum()),
+        "left_out": sum(left_out.values()),
+    }
 
 
 def _targets(data: Dataset, leaves: list[str]) -> np.ndarray:
@@ -102,8 +120,9 @@ def _targets(data: Dataset, leaves: list[str]) -> np.ndarray:
     return np.array([index.get(leaf, -1) for leaf in data.leaves], dtype=np.int64)
 
 
-def _fit(model: ResNet, images: np.ndarray, targets: np.ndarray, params: PreprocessParams,
-         recipe: Recipe) -> float:
+def _fit(
+    model: ResNet, images: np.ndarray, targets: np.ndarray, params: PreprocessParams, recipe: Recipe
+) -> float:
     """The training loop: AdamW, one-cycle schedule, cross-entropy over leaves.
 
     Returns:
@@ -114,18 +133,20 @@ def _fit(model: ResNet, images: np.ndarray, targets: np.ndarray, params: Preproc
     steps = max(len(images) // batch, 1)  # whole batches only: batch norm dislikes tiny ones
     optimizer = _optimizer(model, recipe)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, total_steps=steps * recipe.epochs, pct_start=0.2)
+        optimizer, max_lr=recipe.lr, total_steps=steps * recipe.epochs, pct_start=0.2
+    )
     model.train()
     loss = torch.zeros(())
     with tqdm(total=steps * recipe.epochs, desc="train", unit="step") as bar:
         for epoch in range(recipe.epochs):
             order = rng.permutation(len(images))
             for step in range(steps):
-                rows = order[step * batch:(step + 1) * batch]
+                rows = order[step * batch : (step + 1) * batch]
                 x = torch.from_numpy(normalise(_augment(images[rows], rng, recipe), params))
                 logits = model.forward_head(model.forward_features(x))
-                loss = F.cross_entropy(logits, torch.from_numpy(targets[rows]),
-                                       label_smoothing=recipe.label_smoothing)
+                loss = F.cross_entropy(
+                    logits, torch.from_numpy(targets[rows]), label_smoothing=recipe.label_smoothing
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -139,8 +160,10 @@ def _optimizer(model: ResNet, recipe: Recipe) -> torch.optim.Optimizer:
     """AdamW, with no weight decay on biases and batch-norm scales."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": recipe.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=recipe.lr)
 
 
@@ -152,15 +175,16 @@ def _augment(images: np.ndarray, rng: np.random.Generator, recipe: Recipe) -> np
     shift = recipe.max_shift
     if shift == 0:
         return images
-    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)),
-                    constant_values=255)
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), constant_values=255)
     dy, dx = rng.integers(0, 2 * shift + 1, size=(2, count))
-    return np.stack([padded[i, dy[i]:dy[i] + height, dx[i]:dx[i] + width]
-                     for i in range(count)])
+    return np.stack(
+        [padded[i, dy[i] : dy[i] + height, dx[i] : dx[i] + width] for i in range(count)]
+    )
 
 
-def embed(model: ResNet, images: np.ndarray,
-          params: PreprocessParams) -> tuple[np.ndarray, np.ndarray]:
+def embed(
+    model: ResNet, images: np.ndarray, params: PreprocessParams
+) -> tuple[np.ndarray, np.ndarray]:
     """Runs decoded images (uint8 N x H x W x 3) through the model in eval mode.
 
     Returns:
@@ -170,15 +194,16 @@ def embed(model: ResNet, images: np.ndarray,
     embeddings, probs = [], []
     with torch.inference_mode():
         for start in range(0, len(images), EMBED_BATCH):
-            x = torch.from_numpy(normalise(images[start:start + EMBED_BATCH], params))
+            x = torch.from_numpy(normalise(images[start : start + EMBED_BATCH], params))
             embedding, prob = model(x)
             embeddings.append(embedding.numpy())
             probs.append(prob.numpy())
     return np.concatenate(embeddings), np.concatenate(probs)
 
 
-def _evaluate(model: ResNet, data: Dataset, targets: np.ndarray,
-              params: PreprocessParams) -> dict[str, Any]:
+def _evaluate(
+    model: ResNet, data: Dataset, targets: np.ndarray, params: PreprocessParams
+) -> dict[str, Any]:
     """Held-out top-1 leaf accuracy and P@10 (leaf), held-out queries against the whole catalog."""
     embeddings, probs = embed(model, data.images, params)
     scored = data.held_out & (targets >= 0)
@@ -208,21 +233,34 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--min-items", type=int, default=defaults.min_items,
-                        help="training items a leaf needs to be predicted")
+    parser.add_argument(
+        "--min-items",
+        type=int,
+        default=defaults.min_items,
+        help="training items a leaf needs to be predicted",
+    )
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads")
     args = parser.parse_args()
-    recipe = dataclasses.replace(defaults, epochs=args.epochs, seed=args.seed,
-                                 batch_size=args.batch_size, min_items=args.min_items,
-                                 threads=args.threads)
+    recipe = dataclasses.replace(
+        defaults,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        min_items=args.min_items,
+        threads=args.threads,
+    )
     version_dir = train(args.catalog, args.taxonomy, args.models_dir, recipe)
     meta = registry.ModelMeta.load(version_dir)
     figures, items = meta.training["evaluation"], meta.training["items"]
-    print(f"model {meta.version}: {len(meta.leaves)} leaves, {items['trained']} items trained, "
-          f"{items['left_out']} left out in {len(meta.training['left_out_leaves'])} small leaves")
-    print(f"held-out top-1 leaf {figures['held_out_top1_leaf']:.3f} "
-          f"({figures['top1_queries']} queries); P@10 leaf {figures['p_at_10_leaf']:.3f} "
-          f"({figures['p_at_10_queries']} queries against {figures['searched']})")
+    print(
+        f"model {meta.version}: {len(meta.leaves)} leaves, {items['trained']} items trained, "
+        f"{items['left_out']} left out in {len(meta.training['left_out_leaves'])} small leaves"
+    )
+    print(
+        f"held-out top-1 leaf {figures['held_out_top1_leaf']:.3f} "
+        f"({figures['top1_queries']} queries); P@10 leaf {figures['p_at_10_leaf']:.3f} "
+        f"({figures['p_at_10_queries']} queries against {figures['searched']})"
+    )
     print(f"seconds {meta.training['seconds']}; registered {version_dir} as CURRENT")
 
 

@@ -93,7 +93,7 @@ class Cluster:
 
     async def close(self) -> None:
         for open_channel in self._channels.values():
-            await open_channel.close()
+            await open_channel.close(grace=None)
 
     async def embed(
         self, images: Sequence[bytes], top_leaves: int, timeout: float

@@ -149,11 +149,12 @@ class Gateway:
         partitions = await self._route(leaves, categories, deadline)
         neighbours, failed = await self._fan_out(query, partitions, exclude, deadline)
         if categories:
-            neighbours = [
-                n for n in neighbours if any(paths.is_within(n.leaf, c) for c in categories)
-            ]
+            neighbours = [n for n in neighbours if _inside(n.leaf, categories)]
+        believed = _leaves_inside(leaves, categories) if categories else leaves
         ranked = (
-            await self._cluster.rerank(leaves, neighbours, k, deadline.left()) if neighbours else []
+            await self._cluster.rerank(believed, neighbours, k, deadline.left())
+            if neighbours
+            else []
         )
         return SearchResult(ranked, leaves, partitions, failed, version)
 
@@ -284,6 +285,17 @@ def _invalid_items(items: Sequence[NewItem]) -> dict[int, Failure]:
             failures[i] = Failure(i, item.id, "INVALID_ARGUMENT", reason)
         seen.add(item.id)
     return failures
+
+
+def _inside(path: str, categories: Sequence[str]) -> bool:
+    return any(paths.is_within(path, category) for category in categories)
+
+
+def _leaves_inside(leaves: LeafProbs, categories: Sequence[str]) -> LeafProbs:
+    """What the query may be within the caller's categories: the categories themselves when
+    no likely leaf lies inside them, so the rerank measures closeness from there."""
+    inside = [(leaf, prob) for leaf, prob in leaves if _inside(leaf, categories)]
+    return inside or [(category, 1.0 / len(categories)) for category in categories]
 
 
 def _failed(i: int, item: NewItem, failure: Failure | None) -> Failure:

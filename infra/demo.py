@@ -73,7 +73,7 @@ def _run_queries(
     )
     print(f"\nSimilarProducts({queries[0].id}):")
     _print_answer(queries[0], similar)
-    page = write_page(workdir / "demo.html", f"Visual search: {catalog.name}", rows)
+    page = write_page(workdir / "demo.html", f"Visual search: {catalog.root.name}", rows)
     print(f"\nsearch results page: {page}")
 
 

@@ -30,7 +30,7 @@ def ingest_catalog(
         response: gateway_pb2.IngestResponse = stub.Ingest(request, timeout=timeout_s)
         return response
 
-    ingested, errors = 0, []
+    ingested, errors = 0, list[common_pb2.ItemError]()
     with (
         ThreadPoolExecutor(workers) as pool,
         tqdm(total=len(items), desc="ingest", unit="item") as bar,

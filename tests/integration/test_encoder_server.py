@@ -70,8 +70,14 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = ResNet(len(LEAVES), ARCH)
     export(model, root / "model.onnx", PreprocessParams())
-    registry.register(root / "models", root / "model.onnx", LEAVES, ARCH.dim,
-                      PreprocessParams(), {"note": "untrained, for the server test"})
+    registry.register(
+        root / "models",
+        root / "model.onnx",
+        LEAVES,
+        ARCH.dim,
+        PreprocessParams(),
+        {"note": "untrained, for the server test"},
+    )
     return root / "models"
 
 
@@ -149,8 +155,13 @@ def test_embed_refuses_a_batch_of_the_wrong_size(
 
 def test_server_without_a_model_refuses_to_start(tmp_path: Path) -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "encoder_svc.server"], cwd=ROOT, capture_output=True, text=True,
-        env=_environment(tmp_path / "empty", _free_port()), timeout=60, check=False,
+        [sys.executable, "-m", "encoder_svc.server"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_environment(tmp_path / "empty", _free_port()),
+        timeout=60,
+        check=False,
     )
     assert finished.returncode != 0
     assert "encoder_svc.train" in finished.stderr
@@ -158,6 +169,11 @@ def test_server_without_a_model_refuses_to_start(tmp_path: Path) -> None:
 
 def test_serving_does_not_import_torch() -> None:
     check = "import sys, encoder_svc.server; sys.exit('torch' in sys.modules)"
-    finished = subprocess.run([sys.executable, "-c", check], cwd=ROOT, timeout=60, check=False,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finished = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert finished.returncode == 0

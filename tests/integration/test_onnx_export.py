@@ -69,9 +69,7 @@ def test_runtime_embeds_any_batch_size(exported: tuple[ResNet, Path], tmp_path: 
     assert encoder.device == "cpu" and encoder.version == version_dir.name
 
 
-def test_top_leaves_are_most_probable_first(
-    exported: tuple[ResNet, Path], tmp_path: Path
-) -> None:
+def test_top_leaves_are_most_probable_first(exported: tuple[ResNet, Path], tmp_path: Path) -> None:
     version_dir = registry.register(tmp_path, exported[1], LEAVES, SMALL.dim, PARAMS, {})
     encoder = Encoder.load(version_dir)
     top = encoder.top_leaves(np.array([0.1, 0.5, 0.05, 0.35], dtype=np.float32), 3)

@@ -29,20 +29,27 @@ def write_export(catalog_dir: Path, out: Path) -> list[str]:
         The ids of the starved leaf's items that keep a given label.
     """
     with open_catalog(catalog_dir) as catalog:
-        items = [(item.id, RENAMED[1] if item.leaf == RENAMED[0] else item.leaf)
-                 for item in catalog.items]
+        items = [
+            (item.id, RENAMED[1] if item.leaf == RENAMED[0] else item.leaf)
+            for item in catalog.items
+        ]
     nodes: dict[str, str] = {}
     for _, leaf in items:
         names = paths.split(leaf)
         for depth in range(1, len(names) + 1):
-            nodes[paths.join(*names[:depth])] = paths.join(*names[:depth - 1])
+            nodes[paths.join(*names[:depth])] = paths.join(*names[: depth - 1])
     starved = [item_id for item_id, leaf in items if leaf == STARVED]
     export = {
         "version": 7,
         "nodes": [{"path": path, "parent": parent} for path, parent in nodes.items()],
-        "items": [{"id": item_id, "leaf": leaf,
-                   "leaf_source": "predicted" if item_id in starved[3:] else "given"}
-                  for item_id, leaf in items],
+        "items": [
+            {
+                "id": item_id,
+                "leaf": leaf,
+                "leaf_source": "predicted" if item_id in starved[3:] else "given",
+            }
+            for item_id, leaf in items
+        ],
     }
     out.write_text(json.dumps(export))
     return starved[:3]

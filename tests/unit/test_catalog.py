@@ -27,8 +27,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(file.relative_to(root)): file.read_bytes() for file in root.rglob("*")
-            if file.is_file()}
+    return {
+        str(file.relative_to(root)): file.read_bytes() for file in root.rglob("*") if file.is_file()
+    }
 
 
 def _write_styles(root: Path, rows: list[tuple[str, str]]) -> None:
@@ -37,8 +38,17 @@ def _write_styles(root: Path, rows: list[tuple[str, str]]) -> None:
         writer = csv.writer(stream)
         writer.writerow(COLUMNS)
         for item_id, article in rows:
-            writer.writerow([item_id, "Apparel", "Topwear", article, "Red", "Casual",
-                             f"Red, bright {article} {item_id}"])
+            writer.writerow(
+                [
+                    item_id,
+                    "Apparel",
+                    "Topwear",
+                    article,
+                    "Red",
+                    "Casual",
+                    f"Red, bright {article} {item_id}",
+                ]
+            )
 
 
 def _jpeg(colour: str) -> bytes:
@@ -117,8 +127,17 @@ def test_generate_refuses_a_folder_holding_other_files(tmp_path: Path) -> None:
 
 
 def test_cli_writes_a_catalog(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "catalog.generate", "--out", str(tmp_path / "c"),
-               "--seed", "1", "--per-leaf", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "catalog.generate",
+        "--out",
+        str(tmp_path / "c"),
+        "--seed",
+        "1",
+        "--per-leaf",
+        "1",
+    ]
     subprocess.run(command, check=True, capture_output=True, cwd=Path(__file__).parents[2])
     with open_catalog(tmp_path / "c") as catalog:
         assert len(catalog) == len(LEAVES)
@@ -129,7 +148,8 @@ def test_loader_reads_rows_with_an_image_in_file_order(handmade: Path) -> None:
         assert [item.id for item in catalog.items] == ["7", "3"]
         assert catalog.skipped == 1
         assert catalog.get("3") == CatalogItem(
-            "3", "Apparel/Topwear/Shirts", "Red", "Casual", "Red, bright Shirts 3")
+            "3", "Apparel/Topwear/Shirts", "Red", "Casual", "Red, bright Shirts 3"
+        )
         assert catalog.image_bytes("7") == IMAGES["images/7.jpg"]
         assert catalog.image_bytes("3") == IMAGES["images/3.png"]
         assert catalog.leaves() == ["Apparel/Topwear/Shirts", "Apparel/Topwear/Tshirts"]
@@ -163,8 +183,11 @@ def test_jpg_wins_over_png_for_one_id(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("files", "missing"),
-    [({}, "styles.csv"), ({"styles.csv": ",".join(COLUMNS)}, "images"),
-     ({"styles.csv": "id,articleType\n", "images/1.jpg": ""}, "columns")],
+    [
+        ({}, "styles.csv"),
+        ({"styles.csv": ",".join(COLUMNS)}, "images"),
+        ({"styles.csv": "id,articleType\n", "images/1.jpg": ""}, "columns"),
+    ],
 )
 def test_a_folder_that_is_not_a_catalog_is_refused(
     tmp_path: Path, files: dict[str, str], missing: str

@@ -28,8 +28,13 @@ def png_header_only(width: int, height: int) -> bytes:
     ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
     idat_data = zlib.compress(b"\x00" * 64)
     idat = b"IDAT" + idat_data
-    return (b"\x89PNG\r\n\x1a\n" + ihdr + struct.pack(">I", len(idat_data)) + idat
-            + struct.pack(">I", zlib.crc32(idat)))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + ihdr
+        + struct.pack(">I", len(idat_data))
+        + idat
+        + struct.pack(">I", zlib.crc32(idat))
+    )
 
 
 def refusal(data: bytes, limits: Limits = LIMITS) -> str:
