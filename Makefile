@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CATALOG ?=
 EPOCHS ?=
 
-.PHONY: demo test check protos bench clean up down
+.PHONY: demo test check protos bench train evaluate clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(PY) -m infra.demo $(if $(CATALOG),--catalog $(CATALOG)) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+train: $(STAMP)
+	$(PY) -m infra.train $(if $(CATALOG),--catalog $(CATALOG)) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+bench: $(STAMP)
+	$(PY) -m infra.bench $(if $(CATALOG),--catalog $(CATALOG))
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,4 +1,4 @@
-"""The gateway's flows: search by image, similar products, ingest and delete."""
+"""The gateway's read flows: search by image and similar products."""
 
 import asyncio
 import logging
@@ -12,26 +12,13 @@ from common.config import ClusterConfig
 from common.deadline import Deadline
 from common.errors import InvalidArgument, NotFound, VisualSearchError
 from common.routing import shard_of
-from gateway.clients import Cluster, Failure, Item, LeafProbs, Neighbour, Ranked, StoredVector
+from gateway.clients import Cluster, LeafProbs, Neighbour, Ranked
 from gateway.routing import by_shard, partitions_for_categories, partitions_for_leaves
 
 log = logging.getLogger(__name__)
 
 # Share of a search's deadline the shards may use, so that the rerank still has time.
 SHARD_SHARE = 0.75
-INGEST_DEADLINE_S = 60.0
-
-
-@dataclass(frozen=True)
-class NewItem:
-    """An item to ingest: its image, and the seller's leaf if one was given."""
-
-    id: str
-    image: bytes
-    leaf: str = ""
-    title: str = ""
-    colour: str = ""
-    usage: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,32 +83,6 @@ class Gateway:
             stored[0].model_version,
             deadline,
         )
-
-    async def ingest(self, items: Sequence[NewItem]) -> tuple[int, list[Failure]]:
-        """Embeds, records and indexes items; returns how many landed and which failed."""
-        if not items:
-            raise InvalidArgument("no items to ingest")
-        if len(items) > self._config.gateway.max_ingest:
-            raise InvalidArgument(
-                f"{len(items)} items in one call; the limit is {self._config.gateway.max_ingest}"
-            )
-        deadline = Deadline(INGEST_DEADLINE_S)
-        failures = _invalid_items(items)
-        todo = [i for i in range(len(items)) if i not in failures]
-        records = await self._embed_items(items, todo, failures, deadline)
-        recorded = await self._record_items(items, records, failures, deadline)
-        await self._index_items(items, recorded, failures, deadline)
-        return len(items) - len(failures), sorted(failures.values(), key=lambda f: f.index)
-
-    async def delete(self, ids: Sequence[str]) -> int:
-        """Deletes items from every shard, then from the taxonomy; returns how many it knew."""
-        if not ids or not all(ids):
-            raise InvalidArgument("ids must be given and non-empty")
-        deadline = Deadline(self._config.gateway.deadline_s)
-        await asyncio.gather(
-            *(self._cluster.delete_vectors(shard, ids, deadline.left()) for shard in self._shards)
-        )
-        return await self._cluster.delete_items(ids, deadline.left())
 
     def _checked_k(self, k: int) -> int:
         limit = self._config.gateway.max_k
@@ -196,96 +157,6 @@ class Gateway:
                 neighbours.extend(answer)
         return neighbours, failed
 
-    async def _embed_items(
-        self,
-        items: Sequence[NewItem],
-        todo: list[int],
-        failures: dict[int, Failure],
-        deadline: Deadline,
-    ) -> dict[int, tuple[Item, np.ndarray, str]]:
-        """Embeds the items at `todo` in encoder-sized chunks; the seller's leaf wins."""
-        records: dict[int, tuple[Item, np.ndarray, str]] = {}
-        size = self._config.encoder.max_batch
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
-            version, outcomes = await self._cluster.embed(
-                [items[i].image for i in chunk], 1, deadline.left()
-            )
-            for i, outcome in zip(chunk, outcomes, strict=True):
-                if outcome.failure is not None or outcome.vector is None:
-                    failures[i] = _failed(i, items[i], outcome.failure)
-                    continue
-                item = items[i]
-                leaf = item.leaf or outcome.leaves[0][0]
-                record = Item(item.id, leaf, not item.leaf, item.title, item.colour, item.usage)
-                records[i] = (record, outcome.vector, version)
-        return records
-
-    async def _record_items(
-        self,
-        items: Sequence[NewItem],
-        records: dict[int, tuple[Item, np.ndarray, str]],
-        failures: dict[int, Failure],
-        deadline: Deadline,
-    ) -> dict[int, tuple[Item, np.ndarray, str]]:
-        """Records the items with the taxonomy; those it refuses go no further."""
-        order = list(records)
-        refused = await self._cluster.put_items([records[i][0] for i in order], deadline.left())
-        for failure in refused:
-            i = order[failure.index]
-            failures[i] = Failure(i, items[i].id, failure.code, failure.message)
-            del records[i]
-        return records
-
-    async def _index_items(
-        self,
-        items: Sequence[NewItem],
-        records: dict[int, tuple[Item, np.ndarray, str]],
-        failures: dict[int, Failure],
-        deadline: Deadline,
-    ) -> None:
-        """Writes the vectors to their partitions' shards, all shards at once."""
-        groups: dict[str, list[int]] = {}
-        for i, (item, _, _) in records.items():
-            groups.setdefault(shard_of(self._partition(item.leaf), self._shards), []).append(i)
-
-        async def write(shard: str, indices: list[int]) -> None:
-            batch = [
-                StoredVector(item.id, self._partition(item.leaf), item.leaf, vector, version)
-                for item, vector, version in (records[i] for i in indices)
-            ]
-            try:
-                refused = await self._cluster.upsert(shard, batch, deadline.left())
-            except VisualSearchError as error:
-                for i in indices:
-                    failures[i] = Failure(i, items[i].id, error.code, str(error))
-                return
-            for failure in refused:
-                i = indices[failure.index]
-                failures[i] = Failure(i, items[i].id, failure.code, failure.message)
-
-        await asyncio.gather(*(write(shard, indices) for shard, indices in groups.items()))
-
-
-def _invalid_items(items: Sequence[NewItem]) -> dict[int, Failure]:
-    """Items refused before any work: no id, an id seen earlier in the batch, no image."""
-    failures: dict[int, Failure] = {}
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        reason = (
-            "id is empty"
-            if not item.id
-            else f"id {item.id!r} appears twice in the batch"
-            if item.id in seen
-            else "image is empty"
-            if not item.image
-            else ""
-        )
-        if reason:
-            failures[i] = Failure(i, item.id, "INVALID_ARGUMENT", reason)
-        seen.add(item.id)
-    return failures
-
 
 def _inside(path: str, categories: Sequence[str]) -> bool:
     return any(paths.is_within(path, category) for category in categories)
@@ -296,9 +167,3 @@ def _leaves_inside(leaves: LeafProbs, categories: Sequence[str]) -> LeafProbs:
     no likely leaf lies inside them, so the rerank measures closeness from there."""
     inside = [(leaf, prob) for leaf, prob in leaves if _inside(leaf, categories)]
     return inside or [(category, 1.0 / len(categories)) for category in categories]
-
-
-def _failed(i: int, item: NewItem, failure: Failure | None) -> Failure:
-    message = failure.message if failure else "the encoder returned no embedding"
-    code = failure.code if failure else "INTERNAL"
-    return Failure(i, item.id, code, message)

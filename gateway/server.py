@@ -7,6 +7,7 @@ import grpc
 from common import config as cluster_config
 from common.serve import run, serve
 from gateway.clients import Cluster
+from gateway.ingest import Writer
 from gateway.search import Gateway
 from gateway.service import VisualSearchService
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
@@ -18,7 +19,7 @@ async def main() -> None:
 
     def register(server: grpc.aio.Server) -> Iterable[str]:
         gateway_pb2_grpc.add_VisualSearchServicer_to_server(
-            VisualSearchService(Gateway(cluster, config)), server
+            VisualSearchService(Gateway(cluster, config), Writer(cluster, config)), server
         )
         return [gateway_pb2.DESCRIPTOR.services_by_name["VisualSearch"].full_name]
 

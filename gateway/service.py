@@ -3,13 +3,15 @@
 import grpc
 
 from gateway.clients import Failure
-from gateway.search import Gateway, NewItem, SearchResult
+from gateway.ingest import NewItem, Writer
+from gateway.search import Gateway, SearchResult
 from protos.visualsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 
 class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, writer: Writer) -> None:
         self._gateway = gateway
+        self._writer = writer
 
     async def SearchByImage(
         self, request: gateway_pb2.SearchByImageRequest, context: grpc.aio.ServicerContext
@@ -34,7 +36,7 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
             NewItem(item.id, item.image, item.leaf, item.title, item.colour, item.usage)
             for item in request.items
         ]
-        ingested, failures = await self._gateway.ingest(items)
+        ingested, failures = await self._writer.ingest(items)
         return gateway_pb2.IngestResponse(
             ingested=ingested, errors=[_failure_pb(failure) for failure in failures]
         )
@@ -42,7 +44,7 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
     async def DeleteProducts(
         self, request: gateway_pb2.DeleteProductsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.DeleteProductsResponse:
-        deleted = await self._gateway.delete(list(request.ids))
+        deleted = await self._writer.delete(list(request.ids))
         return gateway_pb2.DeleteProductsResponse(deleted=deleted)
 
 

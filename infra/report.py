@@ -15,11 +15,16 @@ class Tile:
     match: bool | None = None  # None for the query itself
 
 
-def write_page(path: Path, title: str, rows: list[tuple[str, list[Tile]]]) -> Path:
-    """Writes one row per query: a heading, then the query tile and its neighbours' tiles."""
+def write_page(
+    path: Path, title: str, rows: list[tuple[str, list[Tile]]], preamble: str = ""
+) -> Path:
+    """Writes one row per query: a heading, then the query tile and its neighbours' tiles.
+
+    `preamble` is HTML (already escaped) placed between the title and the rows.
+    """
     body = "\n".join(_row(heading, tiles) for heading, tiles in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_PAGE.format(title=html.escape(title), body=body))
+    path.write_text(_PAGE.format(title=html.escape(title), preamble=preamble, body=body))
     return path
 
 
@@ -40,14 +45,19 @@ _PAGE = """<!doctype html>
 <html><head><meta charset=utf-8><title>{title}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; }}
-.row {{ display: flex; gap: 8px; flex-wrap: wrap; }}
-figure {{ margin: 0; width: 120px; border: 3px solid #ccc; padding: 4px; font-size: 11px; }}
-figure img {{ width: 112px; height: 150px; object-fit: contain; image-rendering: pixelated; }}
+.row {{ display: flex; gap: 6px; flex-wrap: wrap; }}
+figure {{ margin: 0; width: 100px; border: 3px solid #ccc; padding: 3px; font-size: 10px;
+          overflow-wrap: anywhere; }}
+figure img {{ width: 94px; height: 125px; object-fit: contain; }}
 .query {{ border-color: #333; background: #eee; }}
 .same {{ border-color: #2a2; }}
 .other {{ border-color: #d33; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 3px 10px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
 </style></head>
 <body><h1>{title}</h1>
+{preamble}
 <p>Each row: the query (grey), then its neighbours in rank order; green shares the query's
 leaf category, red does not.</p>
 {body}

@@ -96,6 +96,39 @@ def test_a_deleted_item_stops_appearing_and_comes_back_when_ingested(running: Ru
     assert _search(running, image).results[0].item_id == item.id
 
 
+def _ingest(running: Running, item_id: str, image: bytes, leaf: str) -> None:
+    request = gateway_pb2.IngestRequest(
+        items=[gateway_pb2.IngestItem(id=item_id, image=image, leaf=leaf)]
+    )
+    response = running.stub.Ingest(request, timeout=30)
+    assert (response.ingested, list(response.errors)) == (1, [])
+
+
+def _ids_within(running: Running, image: bytes, category: str) -> list[str]:
+    request = gateway_pb2.SearchByImageRequest(image=image, k=50, categories=[category])
+    return [r.item_id for r in running.stub.SearchByImage(request, timeout=10).results]
+
+
+def test_an_item_given_a_leaf_on_another_shard_moves_there(running: Running) -> None:
+    level, shards = running.config.partition_level, running.config.shard_addresses
+    item = running.catalog.items[20]
+    image = running.catalog.image_bytes(item.id)
+    old = partition_of(item.leaf, level)
+    new_leaf = next(
+        leaf
+        for leaf in running.catalog.leaves()
+        if shard_of(partition_of(leaf, level), shards) != shard_of(old, shards)
+    )
+    _ingest(running, item.id, image, new_leaf)
+    assert item.id not in _ids_within(running, image, old)
+    assert _ids_within(running, image, partition_of(new_leaf, level))[0] == item.id
+
+    _ingest(running, item.id, image, item.leaf)
+    assert item.id not in _ids_within(running, image, partition_of(new_leaf, level))
+    top = _search(running, image).results[0]
+    assert (top.item_id, top.leaf) == (item.id, item.leaf)
+
+
 def test_undecodable_image_is_invalid_argument_saying_why(running: Running) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         _search(running, b"this is not an image")
