@@ -2,7 +2,8 @@
 
     python -m infra.demo [--catalog DIR] [--epochs N]
 
-Without --catalog it generates the embedded catalog. Everything it writes goes under var/.
+Without --catalog it generates the embedded catalog. Everything it writes goes under var/:
+the state of the cluster for a catalog in var/work/<catalog folder name>/.
 """
 
 import argparse
@@ -22,7 +23,6 @@ from infra.ingest import ingest_catalog
 from infra.report import Tile, write_page
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOWN_QUERIES = 8
 
 
@@ -34,10 +34,12 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
 
-    catalog_dir = args.catalog.resolve() if args.catalog else generate(ROOT / "var" / "catalog")
-    workdir = ROOT / "var" / f"demo-{catalog_dir.name}"
+    catalog_dir = args.catalog.resolve() if args.catalog else generate(workspace.GENERATED)
+    workdir = workspace.workdir_for(catalog_dir)
     os.environ.update(workspace.overrides(workdir))
-    workspace.prepare(catalog_dir, workdir, args.epochs)
+    workspace.seed(catalog_dir, workdir)
+    workspace.train(catalog_dir, workdir, args.epochs)
+    workspace.clear_shards(workdir)
     config = cluster_config.load()
     print("starting the cluster ...", flush=True)
     cluster.up(config)

@@ -1,9 +1,17 @@
-"""A cluster's working files for one catalog: taxonomy database, models, shard data."""
+"""A cluster's working files for one catalog: taxonomy database, model versions, shard data."""
 
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = ROOT / "var" / "catalogs" / "generated"
+
+
+def workdir_for(catalog: Path) -> Path:
+    """Where the cluster keeps its state for `catalog`: var/work/<catalog folder name>."""
+    return ROOT / "var" / "work" / catalog.name
 
 
 def overrides(workdir: Path) -> dict[str, str]:
@@ -16,20 +24,34 @@ def overrides(workdir: Path) -> dict[str, str]:
     }
 
 
-def prepare(catalog: Path, workdir: Path, epochs: int | None = None) -> None:
-    """Starts `workdir` afresh: seeds the taxonomy from the catalog, exports it, trains a model.
+def seed(catalog: Path, workdir: Path) -> None:
+    """Builds the taxonomy from the catalog's labels, once: later runs keep the curated tree."""
+    database = overrides(workdir)["VS_TAXONOMY_DATABASE"]
+    if not Path(database).exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        _run("taxonomy_svc.admin", "seed", "--database", database, "--catalog", str(catalog))
 
-    Each step is the project's own command, run as a child process so its progress shows.
-    """
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+
+def train(catalog: Path, workdir: Path, epochs: int | None = None) -> None:
+    """Exports the current taxonomy and trains a model version on it (behind the quality gate)."""
     settings = overrides(workdir)
-    database, export = settings["VS_TAXONOMY_DATABASE"], str(workdir / "taxonomy.json")
-    _run("taxonomy_svc.admin", "seed", "--database", database, "--catalog", str(catalog))
-    _run("taxonomy_svc.admin", "export", "--database", database, "--out", export)
-    train = ["--catalog", str(catalog), "--taxonomy", export]
-    train += ["--models-dir", settings["VS_ENCODER_MODELS_DIR"]]
-    _run("encoder_svc.train", *train, *(["--epochs", str(epochs)] if epochs else []))
+    export = str(workdir / "taxonomy.json")
+    _run(
+        "taxonomy_svc.admin",
+        "export",
+        "--database",
+        settings["VS_TAXONOMY_DATABASE"],
+        "--out",
+        export,
+    )
+    args = ["--catalog", str(catalog), "--taxonomy", export]
+    args += ["--models-dir", settings["VS_ENCODER_MODELS_DIR"]]
+    _run("encoder_svc.train", *args, *(["--epochs", str(epochs)] if epochs else []))
+
+
+def clear_shards(workdir: Path) -> None:
+    """Forgets the shards' vectors, so that a new model version can be loaded from scratch."""
+    shutil.rmtree(overrides(workdir)["VS_INDEX_DATA_DIR"], ignore_errors=True)
 
 
 def _run(module: str, *args: str) -> None:

@@ -52,7 +52,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
-    workspace.prepare(catalog_dir, workdir)
+    workspace.seed(catalog_dir, workdir)
+    workspace.train(catalog_dir, workdir)
     config = cluster_config.load()
     cluster.up(config)
     try:
