@@ -1,0 +1,1 @@
+"""Offline quality of a model version: retrieval and classification figures, baselines, report."""

@@ -1,0 +1,38 @@
+"""Evaluates a model version on a catalog and writes evaluation.json and evaluation.html.
+
+python -m evaluation --catalog DIR --model VERSION_DIR [--variant fp32|int8] [--out DIR]
+    [--queries N] [--threads T]
+"""
+
+import argparse
+from pathlib import Path
+
+from common.errors import VisualSearchError
+from encoder_svc.runtime import VARIANTS
+from evaluation import report
+from evaluation.quality import evaluate
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    parser.add_argument("--model", type=Path, required=True, help="model version folder")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="fp32")
+    parser.add_argument(
+        "--out", type=Path, help="output folder; default <model>/evaluation[-<variant>]"
+    )
+    parser.add_argument("--queries", type=int, help="only the first N held-out items as queries")
+    parser.add_argument("--threads", type=int, default=2, help="decoding and onnxruntime threads")
+    args = parser.parse_args(argv)
+    suffix = "" if args.variant == "fp32" else f"-{args.variant}"
+    out = args.out or args.model / f"evaluation{suffix}"
+    try:
+        result = evaluate(args.catalog, args.model, args.variant, args.queries, args.threads)
+    except VisualSearchError as error:
+        parser.exit(1, f"evaluation failed: {error}\n")
+    print(report.text(result))
+    print(f"wrote {report.write_json(result, out)} and {report.write_html(result, out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The evaluation's outputs: evaluation.json, a text table, evaluation.html (plot and grid)."""
+
+import base64
+import html
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from catalog.items import open_catalog
+from infra.report import Tile, write_page
+
+JSON_FILE = "evaluation.json"
+HTML_FILE = "evaluation.html"
+NAMES = {
+    "model": "model",
+    "colour_histogram": "colour histogram 8x8x8",
+    "raw_pixels": "raw pixels 16x12",
+}
+COLUMNS = ("queries", "P@10 leaf", "P@10 leaf+colour", "mAP@10 leaf", "top-1 leaf")
+Table = list[list[str]]
+
+
+def write_json(result: dict[str, Any], out: Path) -> Path:
+    """Writes all the figures to `<out>/evaluation.json`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / JSON_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    return out / JSON_FILE
+
+
+def tables(result: dict[str, Any]) -> tuple[Table, Table]:
+    """The figures as rows of text: the model beside the baselines, then per master category."""
+    embeddings = [
+        _row(NAMES.get(name, name), figures) for name, figures in result["figures"].items()
+    ]
+    masters = [_row(name, figures) for name, figures in result["per_master"].items()]
+    return embeddings, masters
+
+
+def text(result: dict[str, Any]) -> str:
+    """A compact plain-text summary for the terminal."""
+    counts, seconds = result["counts"], result["seconds"]
+    model = result["figures"]["model"]
+    embeddings, masters = tables(result)
+    lines = [
+        f"model {result['model_version']} ({result['variant']}) on {result['catalog']}: "
+        f"{counts['queries']} held-out queries against {counts['embedded']} items, "
+        f"{seconds['total']:.0f} s (embed {seconds['embed']:.0f} s, "
+        f"search {seconds['search']:.0f} s)",
+        _text_table(["embedding", *COLUMNS], embeddings),
+        "",
+        _text_table(["model, per masterCategory", *COLUMNS], masters),
+        f"top-1 over {model['top1_queries']} queries; {model['top1_excluded']} excluded "
+        f"(leaf not among the model's {counts['model_leaves']})",
+    ]
+    return "\n".join(lines)
+
+
+def write_html(result: dict[str, Any], out: Path) -> Path:
+    """Writes `<out>/evaluation.html`: the tables, the P@k plot and the worst queries' grid."""
+    embeddings, masters = tables(result)
+    preamble = "\n".join(
+        [
+            f"<p>{html.escape(text(result).splitlines()[0])}</p>",
+            _html_table(["embedding", *COLUMNS], embeddings),
+            _html_table(["model, per masterCategory", *COLUMNS], masters),
+            f'<img alt="precision at k" src="data:image/png;base64,{_plot(result)}">',
+            "<h2>Worst queries (lowest P@10 leaf)</h2>",
+        ]
+    )
+    with open_catalog(result["catalog"]) as catalog:
+        rows = [
+            (
+                f"{query['id']} {query['leaf']}: P@10 leaf {query['p_at_10_leaf']:.1f}",
+                _tiles(query, catalog.image_bytes),
+            )
+            for query in result["worst"]
+        ]
+    title = f"Evaluation of {result['model_version']} ({result['variant']})"
+    return write_page(out / HTML_FILE, title, rows, preamble)
+
+
+def _row(name: str, figures: dict[str, Any]) -> list[str]:
+    scored = figures.get("top1_queries", 0)
+    top1 = f"{figures['top1_leaf']:.3f} ({scored})" if scored else "-"
+    return [
+        name,
+        str(figures["queries"]),
+        f"{figures['p_at_10_leaf']:.3f}",
+        f"{figures['p_at_10_leaf_colour']:.3f}",
+        f"{figures['map_at_10_leaf']:.3f}",
+        top1,
+    ]
+
+
+def _text_table(header: list[str], rows: Table) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in [header, *rows]
+    )
+
+
+def _html_table(header: list[str], rows: Table) -> str:
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _plot(result: dict[str, Any]) -> str:
+    """The P@k curves of every embedding as a PNG, base64-encoded."""
+    import matplotlib  # heavy: only when a report is written
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4), dpi=100)
+    for name, figures in result["figures"].items():
+        k = range(1, len(figures["p_at_k_leaf"]) + 1)
+        (line,) = axes.plot(k, figures["p_at_k_leaf"], label=f"{NAMES.get(name, name)}: leaf")
+        axes.plot(
+            k, figures["p_at_k_leaf_colour"], "--", color=line.get_color(), label="leaf + colour"
+        )
+    axes.set(xlabel="k", ylabel="precision@k", ylim=(0, 1), title="Held-out queries, exact search")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, ncol=3, loc="lower center")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    pyplot.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _tiles(query: dict[str, Any], image: Callable[[str], bytes]) -> list[Tile]:
+    tiles = [Tile(image(query["id"]), f"query {query['id']}\n{query['leaf']}\n{query['colour']}")]
+    for rank, hit in enumerate(query["neighbours"], start=1):
+        caption = f"{rank}. {hit['id']} ({hit['score']:.3f})\n{hit['leaf']}\n{hit['colour']}"
+        tiles.append(Tile(image(hit["id"]), caption, hit["same_leaf"]))
+    return tiles
