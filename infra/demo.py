@@ -66,7 +66,7 @@ def _run_queries(
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda item: _search(stub, catalog, item), queries))
     rows = []
-    for item, response in list(zip(queries, answers, strict=True))[:SHOWN_QUERIES]:
+    for item, response in _one_per_leaf(queries, answers)[:SHOWN_QUERIES]:
         _print_answer(item, response)
         rows.append((f"{item.title} ({item.leaf})", _tiles(catalog, item, response)))
     _print_quality(queries, answers)
@@ -77,6 +77,16 @@ def _run_queries(
     _print_answer(queries[0], similar)
     page = write_page(workdir / "demo.html", f"Visual search: {catalog.root.name}", rows)
     print(f"\nsearch results page: {page}")
+
+
+def _one_per_leaf(
+    queries: list[CatalogItem], answers: list[gateway_pb2.SearchResponse]
+) -> list[tuple[CatalogItem, gateway_pb2.SearchResponse]]:
+    """The first query of each leaf, so that the page shows different kinds of product."""
+    firsts: dict[str, tuple[CatalogItem, gateway_pb2.SearchResponse]] = {}
+    for item, answer in zip(queries, answers, strict=True):
+        firsts.setdefault(item.leaf, (item, answer))
+    return list(firsts.values())
 
 
 def _search(
