@@ -2,8 +2,9 @@
 
     python -m infra.demo [--catalog DIR] [--epochs N]
 
-Without --catalog it generates the embedded catalog. Everything it writes goes under var/:
-the state of the cluster for a catalog in var/work/<catalog folder name>/.
+Without --catalog it generates the embedded catalog. It trains a model the first time it meets
+a catalog (or with --epochs); later runs, and runs after `make train`, use the current one.
+Everything it writes goes under var/: a catalog's cluster state in var/work/<catalog name>/.
 """
 
 import argparse
@@ -29,7 +30,9 @@ SHOWN_QUERIES = 8
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--catalog", type=Path, help="a catalog folder (styles.csv + images)")
-    parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
+    parser.add_argument(
+        "--epochs", type=int, help="train anew for N epochs (default: train once per catalog)"
+    )
     parser.add_argument("--eval-queries", type=int, default=300)
     args = parser.parse_args()
     started = time.monotonic()
@@ -38,7 +41,8 @@ def main() -> None:
     workdir = workspace.workdir_for(catalog_dir)
     os.environ.update(workspace.overrides(workdir))
     workspace.seed(catalog_dir, workdir)
-    workspace.train(catalog_dir, workdir, args.epochs)
+    if args.epochs or not workspace.has_model(workdir):
+        workspace.train(catalog_dir, workdir, args.epochs)
     workspace.clear_shards(workdir)
     config = cluster_config.load()
     print("starting the cluster ...", flush=True)

@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common.errors import FailedPrecondition
+from encoder_svc import registry
+
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "var" / "catalogs" / "generated"
 
@@ -47,6 +50,15 @@ def train(catalog: Path, workdir: Path, epochs: int | None = None) -> None:
     args = ["--catalog", str(catalog), "--taxonomy", export]
     args += ["--models-dir", settings["VS_ENCODER_MODELS_DIR"]]
     _run("encoder_svc.train", *args, *(["--epochs", str(epochs)] if epochs else []))
+
+
+def has_model(workdir: Path) -> bool:
+    """True once a model version is current for this workspace."""
+    try:
+        registry.current(Path(overrides(workdir)["VS_ENCODER_MODELS_DIR"]))
+    except FailedPrecondition:
+        return False
+    return True
 
 
 def clear_shards(workdir: Path) -> None:
