@@ -12,19 +12,14 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from common import config as cluster_config
 from common.config import ClusterConfig
+from infra import process
 
-ROOT = Path(__file__).resolve().parent.parent
 PID_FILE = "cluster.json"
 
 
@@ -63,16 +58,20 @@ def up(config: ClusterConfig, timeout_s: float = 120.0) -> dict[str, int]:
     if _read_pids(run_dir):
         raise RuntimeError(f"a cluster is already running from {run_dir}; stop it first")
     run_dir.mkdir(parents=True, exist_ok=True)
-    started = {service.name: _spawn(service, run_dir) for service in services(config)}
+    started = {
+        service.name: process.spawn(service.module, service.args, _log(run_dir, service))
+        for service in services(config)
+    }
     (run_dir / PID_FILE).write_text(json.dumps({n: p.pid for n, p in started.items()}))
     try:
         deadline = time.monotonic() + timeout_s
         for service in services(config):
-            _wait_serving(service, started[service.name], run_dir, deadline)
+            log = _log(run_dir, service)
+            process.wait_serving(service.address, started[service.name], log, deadline)
     except BaseException:
         down(config)
         raise
-    return {name: process.pid for name, process in started.items()}
+    return {name: child.pid for name, child in started.items()}
 
 
 def down(config: ClusterConfig) -> None:
@@ -91,50 +90,11 @@ def down(config: ClusterConfig) -> None:
 
 def status(config: ClusterConfig) -> dict[str, str]:
     """Each service's health as its server reports it (or why it cannot be asked)."""
-    return {service.name: _health(service.address) for service in services(config)}
+    return {service.name: process.health(service.address) for service in services(config)}
 
 
-def _spawn(service: Service, run_dir: Path) -> subprocess.Popen[bytes]:
-    log = (run_dir / f"{service.name}.log").open("ab")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", service.module, *service.args],
-        cwd=os.getcwd(),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # outlives `up`, and a Ctrl-C in the shell does not reach it
-    )
-
-
-def _wait_serving(
-    service: Service, process: subprocess.Popen[bytes], run_dir: Path, deadline: float
-) -> None:
-    while _health(service.address) != "SERVING":
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{service.name} exited ({process.returncode}):\n{_tail(service, run_dir)}"
-            )
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{service.name} not serving in time:\n{_tail(service, run_dir)}")
-        time.sleep(0.2)
-
-
-def _health(address: str) -> str:
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=1.0
-            )
-        except grpc.RpcError as error:
-            return f"unreachable ({error.code().name})"
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-
-
-def _tail(service: Service, run_dir: Path, lines: int = 20) -> str:
-    text = (run_dir / f"{service.name}.log").read_text(errors="replace")
-    return "\n".join(text.splitlines()[-lines:])
+def _log(run_dir: Path, service: Service) -> Path:
+    return run_dir / f"{service.name}.log"
 
 
 def _read_pids(run_dir: Path) -> dict[str, int]:

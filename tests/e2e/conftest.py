@@ -1,7 +1,6 @@
 """The real cluster on loopback: a generated catalog, a trained model, a process per service."""
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ from catalog.generate import generate
 from catalog.items import Catalog, open_catalog
 from common import config as cluster_config
 from common.config import ClusterConfig
-from infra import cluster, workspace
+from infra import cluster, process, workspace
 from infra.ingest import ingest_catalog
 from protos.visualsearch.v1 import gateway_pb2_grpc
 
@@ -24,23 +23,13 @@ class Running:
     stub: gateway_pb2_grpc.VisualSearchStub
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 @pytest.fixture(scope="session")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """Prepares, starts and loads the cluster once; always stops it."""
     root = tmp_path_factory.mktemp("cluster")
     catalog_dir = generate(root / "catalog")
     workdir = root / "work"
-    gateway, encoder, taxonomy, shard_a, shard_b = _free_ports(5)
+    gateway, encoder, taxonomy, shard_a, shard_b = process.free_ports(5)
     settings = {
         **workspace.overrides(workdir),
         "VS_CONFIG": str(cluster_config.DEFAULT_FILE),

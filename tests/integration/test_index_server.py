@@ -1,23 +1,16 @@
 """The index shard server as a real process on loopback: its RPCs, validation and restart."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.vectors import to_bytes
+from infra import process
 from protos.visualsearch.v1 import index_pb2, index_pb2_grpc
 
-ROOT = Path(__file__).resolve().parents[2]
 DIM = 8
 TOPS = "Apparel/Topwear"
 TIMEOUT_S = 10.0
@@ -27,52 +20,24 @@ class Server:
     """`python -m index_svc.server --shard 0` on a free port, with its data under `data_dir`."""
 
     def __init__(self, data_dir: Path) -> None:
-        port = _free_port()
+        (port,) = process.free_ports()
         env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
             "VS_CONFIG": str(data_dir / "absent.toml"),
             "VS_INDEX_PORTS": str(port),
             "VS_INDEX_DATA_DIR": str(data_dir),
             "VS_INDEX_MAX_BATCH": "4",
             "VS_GRACE_S": "1",
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "index_svc.server", "--shard", "0"], cwd=ROOT, env=env
-        )
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        address = f"127.0.0.1:{port}"
+        log = data_dir / "server.log"
+        self.process = process.start("index_svc.server", ["--shard", "0"], address, log, env)
+        self.channel = grpc.insecure_channel(address)
         self.stub = index_pb2_grpc.IndexStub(self.channel)
-        self._wait_serving()
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it does not exit; returns the exit code."""
         self.channel.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(timeout=30)
-
-    def _wait_serving(self) -> None:
-        health = health_pb2_grpc.HealthStub(self.channel)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the index server did not start serving")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        return process.stop(self.process)
 
 
 def _vector(seed: int) -> np.ndarray:

@@ -1,36 +1,23 @@
 """The taxonomy server as its own process on a loopback port, called over gRPC."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.orm import sessionmaker
 
+from infra import process
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2, taxonomy_pb2_grpc
 from taxonomy_svc import store
 from taxonomy_svc.db import make_engine
 from taxonomy_svc.store import ItemRecord
 
-ROOT = Path(__file__).resolve().parents[2]
 TSHIRTS = "Apparel/Topwear/Tshirts"
 SHIRTS = "Apparel/Topwear/Shirts"
 JEANS = "Apparel/Bottomwear/Jeans"
 SHOES = "Footwear/Shoes/Casual Shoes"
 TIMEOUT = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _seed(database: Path) -> None:
@@ -48,32 +35,14 @@ def _seed(database: Path) -> None:
     engine.dispose()
 
 
-def _wait_serving(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the taxonomy server exited:\n{log.read_text()}")
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.1)
-    raise TimeoutError("the taxonomy server did not start serving")
-
-
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Starts the server on a free port; stops it with SIGTERM and expects a clean exit."""
     folder = tmp_path_factory.mktemp("taxonomy")
     _seed(folder / "taxonomy.sqlite")
     (folder / "cluster.toml").write_text("")
-    port = _free_port()
+    (port,) = process.free_ports()
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "VS_CONFIG": str(folder / "cluster.toml"),
         "VS_TAXONOMY_PORT": str(port),
         "VS_TAXONOMY_DATABASE": str(folder / "taxonomy.sqlite"),
@@ -81,21 +50,12 @@ def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "VS_TAXONOMY_VISUAL_WEIGHT": "0.5",
     }
     log = folder / "server.log"
-    with log.open("wb") as stream:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "taxonomy_svc.server"], cwd=ROOT, env=env, stderr=stream
-        )
+    server = process.start("taxonomy_svc.server", [], f"127.0.0.1:{port}", log, env)
     try:
-        _wait_serving(f"127.0.0.1:{port}", process, log)
         yield f"127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, log.read_text()
+        returncode = process.stop(server)
+    assert returncode == 0, log.read_text()
 
 
 @pytest.fixture
