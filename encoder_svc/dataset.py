@@ -20,11 +20,21 @@ STATS_CHUNK = 512  # images per step of channel_stats, to bound memory
 
 @dataclasses.dataclass(frozen=True)
 class TaxonomyExport:
-    """The taxonomy service's export: its version, its leaf nodes and each item's leaf."""
+    """The taxonomy service's export: its version, its tree, its leaf nodes and each item's leaf."""
 
     version: int
     leaves: frozenset[str]
     items: dict[str, tuple[str, str]]  # item id -> (leaf, leaf_source)
+    parents: dict[str, str]  # node -> its parent ("" for a root)
+
+    def ancestors(self, node: str) -> list[str]:
+        """The node's ancestors in the tree, the root first, the node itself left out."""
+        chain: list[str] = []
+        parent = self.parents.get(node, "")
+        while parent and parent not in chain:
+            chain.append(parent)
+            parent = self.parents.get(parent, "")
+        return chain[::-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +46,7 @@ class Dataset:
 
     ids: list[str]
     leaves: list[str]
+    colours: list[str]  # the catalog's baseColour of each item
     images: np.ndarray  # uint8 (N, H, W, 3)
     held_out: np.ndarray  # bool (N,)
     given: np.ndarray  # bool (N,)
@@ -50,12 +61,12 @@ def read_export(path: Path) -> TaxonomyExport:
     """
     try:
         raw = json.loads(path.read_text())
-        nodes = [node["path"] for node in raw["nodes"]]
-        parents = {node["parent"] for node in raw["nodes"] if node.get("parent")}
+        parents = {str(node["path"]): str(node.get("parent") or "") for node in raw["nodes"]}
         items = {
             str(item["id"]): (item["leaf"], item.get("leaf_source", "")) for item in raw["items"]
         }
-        return TaxonomyExport(int(raw["version"]), frozenset(set(nodes) - parents), items)
+        leaves = frozenset(set(parents) - set(parents.values()))
+        return TaxonomyExport(int(raw["version"]), leaves, items, parents)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InvalidArgument(f"{path} is not a taxonomy export: {error!r}") from error
 
@@ -75,7 +86,7 @@ def load(
         The decoded items; undecodable images are left out and counted.
     """
     placed = [
-        item.id for item in catalog.items if export.items.get(item.id, ("", ""))[0] in export.leaves
+        item for item in catalog.items if export.items.get(item.id, ("", ""))[0] in export.leaves
     ]
     limits = Limits()
 
@@ -86,8 +97,10 @@ def load(
             return None
 
     with ThreadPoolExecutor(threads) as pool:
-        images = list(tqdm(pool.map(decoded, placed), total=len(placed), desc="decode", unit="img"))
-    ids = [item_id for item_id, image in zip(placed, images, strict=True) if image is not None]
+        work = pool.map(decoded, [item.id for item in placed])
+        images = list(tqdm(work, total=len(placed), desc="decode", unit="img"))
+    kept = [item for item, image in zip(placed, images, strict=True) if image is not None]
+    ids = [item.id for item in kept]
     counts = {
         "catalog": len(catalog.items),
         "export": len(export.items),
@@ -97,6 +110,7 @@ def load(
     return Dataset(
         ids=ids,
         leaves=[export.items[item_id][0] for item_id in ids],
+        colours=[item.colour for item in kept],
         images=np.stack([image for image in images if image is not None])
         if ids
         else np.zeros((0, params.height, params.width, 3), np.uint8),
@@ -104,6 +118,66 @@ def load(
         given=np.array([export.items[item_id][1] != PREDICTED for item_id in ids], dtype=bool),
         counts=counts,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+    """Each head's classes and every item's class at each head (-1 where it has none)."""
+
+    leaves: list[str]  # the classifier's outputs
+    levels: list[list[str]]  # the leaves' ancestors at depth 1, 2, ... of the tree
+    colours: list[str]
+    leaf: np.ndarray  # int64 (N,)
+    level: np.ndarray  # int64 (N, len(levels))
+    colour: np.ndarray  # int64 (N,)
+    left_out: dict[str, int]  # leaves with too few training items -> their training items
+
+
+def label(data: Dataset, export: TaxonomyExport, min_items: int) -> Labels:
+    """The classes of every head: leaves, their ancestors in the export's tree, colours.
+
+    A class needs `min_items` training items. The items of a leaf with fewer are not the
+    classifier's but still train the heads of its ancestors and of colour.
+
+    Args:
+        data: the decoded items.
+        export: the taxonomy export, whose tree gives each leaf's ancestors.
+        min_items: the fewest training items a class needs.
+
+    Returns:
+        The classes and each item's class index at each head.
+
+    Raises:
+        FailedPrecondition: no leaf has enough items.
+    """
+    leaves, left_out = choose_leaves(data, min_items)
+    ok = trainable(data)
+    chains = [export.ancestors(leaf) for leaf in data.leaves]
+    depth = max((len(chain) for chain in chains), default=0)
+    at_depth = [[chain[d] if d < len(chain) else "" for chain in chains] for d in range(depth)]
+    levels = [_frequent(names, ok, min_items) for names in at_depth]
+    colours = _frequent(data.colours, ok, min_items)
+    return Labels(
+        leaves=leaves,
+        levels=levels,
+        colours=colours,
+        leaf=_indexes(data.leaves, leaves),
+        level=np.stack([_indexes(n, c) for n, c in zip(at_depth, levels, strict=True)], axis=1)
+        if depth
+        else np.zeros((len(data.ids), 0), np.int64),
+        colour=_indexes(data.colours, colours),
+        left_out=left_out,
+    )
+
+
+def _frequent(names: list[str], ok: np.ndarray, min_items: int) -> list[str]:
+    counts = Counter(name for name, keep in zip(names, ok, strict=True) if keep and name)
+    return sorted(name for name, count in counts.items() if count >= min_items)
+
+
+def _indexes(names: list[str], classes: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes)}
+    return np.array([index.get(name, -1) for name in names], dtype=np.int64)
 
 
 def choose_leaves(data: Dataset, min_items: int) -> tuple[list[str], dict[str, int]]:

@@ -1,13 +1,16 @@
-"""Embeds one request's images: each decoded on its own thread, the good ones in one model call."""
+"""Embeds requests' images: decoded on a thread pool, run through the model in shared batches."""
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
 from common.errors import InvalidArgument
-from encoder_svc.preprocess import Limits, PreprocessParams, decode, normalise
+from encoder_svc.batcher import Batcher, Outputs
+from encoder_svc.preprocess import Limits, decode, normalise
 from encoder_svc.runtime import Encoder
 
 
@@ -37,14 +40,54 @@ class Answer:
     results: list[Embedded | Refused]
 
 
-class Embedder:
-    """Validates, decodes and embeds the images of a request with the loaded encoder."""
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    """Consecutive images of a request: those refused, and the outputs to come for the rest."""
 
-    def __init__(self, encoder: Encoder, limits: Limits, max_batch: int, top_leaves: int) -> None:
-        self.encoder = encoder
+    refused: list[Refused]
+    accepted: list[int]  # indexes in the request, in the order of the outputs' rows
+    outputs: Future[Outputs] | None
+
+
+class Embedder:
+    """Validates, decodes and embeds requests' images with the current model version.
+
+    Each request is cut into up to `decode_threads` chunks, decoded and normalised on a thread
+    pool; each chunk joins the shared batches of the model run (up to `batch_images` images or
+    `batch_wait_ms`), so decoding the next requests overlaps the current batch's inference.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        limits: Limits,
+        max_batch: int,
+        top_leaves: int,
+        batch_images: int = 64,
+        batch_wait_ms: float = 5.0,
+        decode_threads: int = 2,
+    ) -> None:
+        self._encoder = encoder
         self._limits = limits
         self._max_batch = max_batch
         self._top_leaves = top_leaves
+        self._chunks = max(decode_threads, 1)
+        self._batcher = Batcher(batch_images, batch_wait_ms / 1000)
+        self._decoder = ThreadPoolExecutor(self._chunks, thread_name_prefix="decode")
+
+    @property
+    def encoder(self) -> Encoder:
+        """The model version that embeds the requests arriving now."""
+        return self._encoder
+
+    def swap(self, encoder: Encoder) -> Encoder:
+        """Embeds the requests arriving from now on with `encoder`; those under way keep theirs.
+
+        Returns:
+            The encoder it replaces.
+        """
+        replaced, self._encoder = self._encoder, encoder
+        return replaced
 
     async def embed(self, images: Sequence[bytes], top_leaves: int = 0) -> Answer:
         """Embeds a batch of encoded images; a bad image is refused alone.
@@ -54,33 +97,51 @@ class Embedder:
             top_leaves: leaf probabilities per image; 0 means the configured default.
 
         Returns:
-            One result per image, in order.
+            One result per image, in order, all from the version current when the call came.
 
         Raises:
             InvalidArgument: no images, more than max_batch, or a negative top_leaves.
         """
         self._check(len(images), top_leaves)
-        encoder = self.encoder  # one version for the whole answer
-        decoded = await asyncio.gather(
-            *(asyncio.to_thread(_decode, data, self._limits, encoder.params) for data in images)
+        encoder = self._encoder  # one version for the whole answer
+        loop = asyncio.get_running_loop()
+        chunks = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._decoder, self._prepare, encoder, images, start, stop)
+                for start, stop in self._spans(len(images))
+            )
         )
-        results: dict[int, Embedded | Refused] = {
-            i: Refused(i, image.code, str(image))
-            for i, image in enumerate(decoded)
-            if isinstance(image, InvalidArgument)
-        }
-        accepted = [(i, image) for i, image in enumerate(decoded) if isinstance(image, np.ndarray)]
-        if accepted:
-            stacked = np.stack([image for _, image in accepted])
-            embeddings, probs = await self._run(encoder, stacked)
-            wanted = top_leaves or self._top_leaves
-            for row, (i, _) in enumerate(accepted):
-                results[i] = Embedded(embeddings[row], encoder.top_leaves(probs[row], wanted))
-        return Answer(encoder.version, encoder.dim, [results[i] for i in range(len(images))])
+        outputs = await asyncio.gather(
+            *(asyncio.wrap_future(chunk.outputs) for chunk in chunks if chunk.outputs is not None)
+        )
+        results = _assemble(encoder, chunks, outputs, top_leaves or self._top_leaves)
+        return Answer(encoder.version, encoder.dim, results)
 
-    async def _run(self, encoder: Encoder, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One model call off the event loop (where cross-request batching can slot in)."""
-        return await asyncio.to_thread(_embed, encoder, images)
+    def close(self) -> None:
+        """Finishes the requests under way, then stops the decoding and batching threads."""
+        self._decoder.shutdown(wait=True)
+        self._batcher.close()
+
+    def _spans(self, count: int) -> list[tuple[int, int]]:
+        """[start, stop) of each chunk: at most one per decoding thread, none over a batch."""
+        size = min(math.ceil(count / self._chunks), self._batcher.max_images)
+        return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+    def _prepare(self, encoder: Encoder, images: Sequence[bytes], start: int, stop: int) -> _Chunk:
+        """Decodes images[start:stop] (on a decoding thread) and queues the good ones."""
+        refused: list[Refused] = []
+        accepted: list[int] = []
+        decoded: list[np.ndarray] = []
+        for index in range(start, stop):
+            try:
+                decoded.append(decode(images[index], self._limits, encoder.params))
+                accepted.append(index)
+            except InvalidArgument as error:
+                refused.append(Refused(index, error.code, str(error)))
+        if not decoded:
+            return _Chunk(refused, accepted, None)
+        batch = normalise(np.stack(decoded), encoder.params)
+        return _Chunk(refused, accepted, self._batcher.submit(encoder, batch))
 
     def _check(self, count: int, top_leaves: int) -> None:
         if count == 0:
@@ -93,13 +154,17 @@ class Embedder:
             raise InvalidArgument(f"top_leaves is {top_leaves}, must be 0 or more")
 
 
-def _decode(data: bytes, limits: Limits, params: PreprocessParams) -> np.ndarray | InvalidArgument:
-    """decode(), with a refusal returned rather than raised, so one bad image fails alone."""
-    try:
-        return decode(data, limits, params)
-    except InvalidArgument as error:
-        return error
-
-
-def _embed(encoder: Encoder, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return encoder.embed(normalise(images, encoder.params))
+def _assemble(
+    encoder: Encoder, chunks: list[_Chunk], outputs: list[Outputs], top_leaves: int
+) -> list[Embedded | Refused]:
+    """The request's results in order, from its chunks' refusals and model outputs."""
+    results: dict[int, Embedded | Refused] = {}
+    ran = iter(outputs)
+    for chunk in chunks:
+        results.update((refusal.index, refusal) for refusal in chunk.refused)
+        if chunk.outputs is None:
+            continue
+        embeddings, probs = next(ran)
+        for row, index in enumerate(chunk.accepted):
+            results[index] = Embedded(embeddings[row], encoder.top_leaves(probs[row], top_leaves))
+    return [results[index] for index in range(len(results))]

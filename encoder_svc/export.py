@@ -9,14 +9,17 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from encoder_svc.model import ResNet
+from common.errors import NotFound
+from encoder_svc.model import Arch, ResNet
 from encoder_svc.preprocess import PreprocessParams
+from encoder_svc.registry import ModelMeta
 from encoder_svc.runtime import INPUT, OUTPUTS
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 TOLERANCE = 1e-4
+WEIGHTS_FILE = "model.pt"  # the torch state_dict beside the ONNX file
 
 
 class ExportMismatch(RuntimeError):
@@ -51,6 +54,7 @@ def export(
     # quickly and quietly; the dynamo exporter needs dynamic_shapes and external_data=False.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # sizes made constants on purpose
         torch.onnx.export(
             model,
             (sample,),
@@ -93,3 +97,30 @@ def max_difference(model: ResNet, path: Path, inputs: list[torch.Tensor]) -> flo
         for want, have in zip(expected, got, strict=True):
             worst = max(worst, float(np.abs(want - have).max()))
     return worst
+
+
+def load_torch(version_dir: Path) -> ResNet:
+    """Rebuilds a registered version's torch network from its meta.json and model.pt.
+
+    Args:
+        version_dir: a version directory written by `encoder_svc.train`.
+
+    Returns:
+        The network in eval mode, with the weights the ONNX file was exported from.
+
+    Raises:
+        NotFound: the version has no torch weights.
+    """
+    weights = version_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise NotFound(f"model version {version_dir} has no torch weights {WEIGHTS_FILE}")
+    meta = ModelMeta.load(version_dir)
+    heads = meta.training["heads"]
+    model = ResNet(
+        len(meta.leaves),
+        Arch.from_dict(meta.training["recipe"]["arch"]),
+        levels=tuple(len(classes) for classes in heads["levels"]),
+        colours=len(heads["colours"]),
+    )
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()

@@ -1,7 +1,7 @@
 """A compact ResNet giving each image an L2-normalised embedding and leaf probabilities."""
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -15,11 +15,33 @@ class Arch:
     widths: tuple[int, ...] = (32, 64, 128)
     blocks: tuple[int, ...] = (2, 2, 2)
     stem_width: int = 24
-    dim: int = 128
+    dim: int = 128  # the shape part of the embedding
+    colour_dim: int = 32  # the colour part, present when the model has a colour head
+    colour_weight: float = 0.5  # the colour part's length in the embedding, the shape's being 1
     logit_scale: float = 16.0
+    colour_pool: str = "attention"  # "mean": average the pooled stages; "attention": see ColourBranch
+    colour_heads: int = 4  # attention maps of the colour branch
+    colour_grad: float = 1.0  # share of the colour loss's gradient reaching the shared stages
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Arch":
+        fields = {field.name for field in dataclasses.fields(cls)}
+        known: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in raw.items()
+            if key in fields
+        }
+        return cls(**known)
+
+
+class Parts(NamedTuple):
+    """The two L2-normalised parts of an embedding; colour is None without a colour head."""
+
+    shape: torch.Tensor
+    colour: torch.Tensor | None
 
 
 class BasicBlock(nn.Module):
@@ -45,14 +67,80 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.downsample(x))
 
 
-class ResNet(nn.Module):
-    """Stem, stages of BasicBlocks (each halving the resolution), global average pool, embedding.
+class CosineHead(nn.Module):
+    """A classifier whose class weights are unit vectors (proxies): logits are scaled cosines.
 
-    The classifier is a cosine classifier (normalised class weights times a fixed scale) on the
-    L2-normalised embedding, so that classes separate by angle, which cosine search uses.
+    During training an additive margin is taken off the true class's cosine (CosFace), so an
+    embedding must lie nearer its own proxy than any other by the margin: a metric-learning
+    term that tightens each class in angle, which is what cosine search uses.
     """
 
-    def __init__(self, num_leaves: int, arch: Arch = Arch()) -> None:
+    def __init__(self, dim: int, classes: int, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(classes, dim) * dim**-0.5)
+        self.scale = scale
+
+    def forward(
+        self, embedding: torch.Tensor, target: torch.Tensor | None = None, margin: float = 0.0
+    ) -> torch.Tensor:
+        cosine = embedding @ F.normalize(self.weight, dim=1).t()
+        if target is not None and margin:
+            known = target >= 0  # -1 marks an item without a label at this head
+            penalty = F.one_hot(target.clamp(min=0), cosine.shape[1]) * known[:, None]
+            cosine = cosine - margin * penalty
+        return self.scale * cosine
+
+
+class ColourBranch(nn.Module):
+    """The colour part: pixels and early features, pooled where the product is.
+
+    Colour is a property of the product, not of the backdrop or of the person wearing it, so
+    the input and the stem and first-stage features are averaged (at the first stage's
+    resolution) under a few softmax attention maps that the deeper stages draw; the pooled
+    vectors and the last stage's average go through a small MLP.
+    """
+
+    def __init__(self, arch: Arch) -> None:
+        super().__init__()
+        self.heads = arch.colour_heads
+        self.maps = 3 + arch.stem_width + arch.widths[0]
+        self.attend = nn.ModuleList(nn.Conv2d(w, self.heads, 1) for w in arch.widths[1:])
+        hidden = 4 * arch.colour_dim
+        self.mlp = nn.Sequential(
+            nn.Linear(self.heads * self.maps + arch.widths[-1], hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, arch.colour_dim),
+        )
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Features (input, stem, stage 1, 2, ...) -> colour vectors (N, colour_dim), unnormalised."""
+        # Plain ints: the input's height and width are fixed in the exported graph.
+        size = (int(features[2].shape[2]), int(features[2].shape[3]))
+        maps = torch.cat([F.adaptive_avg_pool2d(f, size) for f in features[:3]], dim=1)
+        logits = sum(
+            F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
+            for conv, f in zip(self.attend, features[3:], strict=True)
+        )
+        weights = torch.softmax(torch.flatten(logits, 2), dim=2)  # (N, heads, H*W)
+        pooled = weights @ torch.flatten(maps, 2).transpose(1, 2)  # (N, heads, maps)
+        context = features[-1].mean(dim=(2, 3))
+        return self.mlp(torch.cat([torch.flatten(pooled, 1), context], dim=1))
+
+
+class ResNet(nn.Module):
+    """Stem, stages of BasicBlocks (each halving the resolution), pooling, two embedding parts.
+
+    The shape part is trained by cosine heads over the leaves and their ancestors in the
+    taxonomy (`levels`); the colour part by a cosine head over the catalog's colours, from
+    features pooled at every stage (colour lives in the early, high-resolution ones). The
+    served embedding is both parts side by side, the colour part scaled by
+    `arch.colour_weight`, L2-normalised: its cosine is the shape cosine plus the weighted
+    colour cosine, so neighbours share the leaf first and the colour next.
+    """
+
+    def __init__(
+        self, num_leaves: int, arch: Arch = Arch(), levels: tuple[int, ...] = (), colours: int = 0
+    ) -> None:
         super().__init__()
         self.arch = arch
         self.num_leaves = num_leaves
@@ -61,28 +149,71 @@ class ResNet(nn.Module):
             nn.BatchNorm2d(arch.stem_width),
             nn.ReLU(inplace=True),
         )
-        self.stages = nn.Sequential(*_stages(arch.stem_width, arch.widths, arch.blocks))
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.stages = nn.ModuleList(_stages(arch.stem_width, arch.widths, arch.blocks))
         self.embed = nn.Linear(arch.widths[-1], arch.dim)
-        self.head = nn.Linear(arch.dim, num_leaves, bias=False)
+        self.head = CosineHead(arch.dim, num_leaves, arch.logit_scale)
+        self.level_heads = nn.ModuleList(CosineHead(arch.dim, n, arch.logit_scale) for n in levels)
+        self.colour_embed: nn.Module | None = None
+        self.colour_head: CosineHead | None = None
+        if colours and arch.colour_pool == "attention":
+            self.colour_embed = ColourBranch(arch)
+        elif colours:
+            pooled, hidden = 3 + arch.stem_width + sum(arch.widths), 4 * arch.colour_dim
+            self.colour_embed = _MeanColour(pooled, hidden, arch.colour_dim)
+        if colours:
+            self.colour_head = CosineHead(arch.colour_dim, colours, arch.logit_scale)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (N, 3, H, W) -> L2-normalised embeddings (N, dim)."""
-        x = self.stages(self.stem(x))
-        x = self.embed(torch.flatten(self.pool(x), 1))
-        return F.normalize(x, dim=1)
+    @property
+    def dim(self) -> int:
+        """The served embedding's dimension."""
+        return self.arch.dim + (self.arch.colour_dim if self.colour_head is not None else 0)
 
-    def forward_head(self, embedding: torch.Tensor) -> torch.Tensor:
-        """Embeddings (N, dim) -> leaf logits (N, num_leaves)."""
-        return self.arch.logit_scale * embedding @ F.normalize(self.head.weight, dim=1).t()
+    def forward_features(self, x: torch.Tensor) -> Parts:
+        """Images (N, 3, H, W) -> the L2-normalised shape and colour parts."""
+        features = [x, self.stem(x)]
+        for stage in self.stages:
+            features.append(stage(features[-1]))
+        shape = F.normalize(self.embed(features[-1].mean(dim=(2, 3))), dim=1)
+        if self.colour_embed is None:
+            return Parts(shape, None)
+        if self.training and self.arch.colour_grad != 1.0:
+            features = [_scale_grad(f, self.arch.colour_grad) for f in features]
+        return Parts(shape, F.normalize(self.colour_embed(features), dim=1))
+
+    def forward_head(self, shape: torch.Tensor) -> torch.Tensor:
+        """Shape parts (N, dim) -> leaf logits (N, num_leaves)."""
+        return self.head(shape)
+
+    def embedding(self, parts: Parts) -> torch.Tensor:
+        """The served embedding: the parts side by side, colour weighted, L2-normalised."""
+        if parts.colour is None:
+            return parts.shape
+        weight = self.arch.colour_weight
+        return torch.cat([parts.shape, weight * parts.colour], dim=1) / (1 + weight**2) ** 0.5
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images -> (embedding, leaf probabilities): what is exported and served."""
-        embedding = self.forward_features(x)
-        return embedding, torch.softmax(self.forward_head(embedding), dim=1)
+        parts = self.forward_features(x)
+        return self.embedding(parts), torch.softmax(self.forward_head(parts.shape), dim=1)
+
+
+class _MeanColour(nn.Module):
+    def __init__(self, pooled: int, hidden: int, dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(pooled, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim)
+        )
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.mlp(torch.cat([f.mean(dim=(2, 3)) for f in features], dim=1))
+
+
+def _scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """`x` forward; `scale` times its gradient backward."""
+    return x * scale + x.detach() * (1 - scale)
 
 
 def _stages(in_chs: int, widths: tuple[int, ...], blocks: tuple[int, ...]) -> list[nn.Module]:

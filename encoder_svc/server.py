@@ -8,7 +8,8 @@ from pathlib import Path
 import grpc
 
 from common import config as cluster_config
-from common.errors import FailedPrecondition
+from common.config import EncoderConfig
+from common.errors import VisualSearchError
 from common.serve import run, serve
 from encoder_svc import registry
 from encoder_svc.embedder import Embedder
@@ -25,24 +26,66 @@ async def main() -> None:
     settings = config.encoder
     try:
         version_dir = registry.current(Path(settings.models_dir))
-    except FailedPrecondition as error:
+        encoder = await asyncio.to_thread(_load, version_dir, settings)
+    except VisualSearchError as error:
         raise SystemExit(f"encoder cannot start: {error}") from None
-    encoder = await asyncio.to_thread(Encoder.load, version_dir, settings.threads)
-    log.info(
-        "encoder model %s (%d leaves, dim %d) on %s",
-        encoder.version,
-        len(encoder.leaves),
-        encoder.dim,
-        encoder.device,
-    )
     limits = Limits(settings.max_image_bytes, settings.max_pixels)
-    embedder = Embedder(encoder, limits, settings.max_batch, settings.top_leaves)
+    embedder = Embedder(
+        encoder,
+        limits,
+        settings.max_batch,
+        settings.top_leaves,
+        settings.batch_images,
+        settings.batch_wait_ms,
+        settings.decode_threads,
+    )
+    follower = asyncio.create_task(_follow_current(embedder, settings))
 
     def register(server: grpc.aio.Server) -> Iterable[str]:
         encoder_pb2_grpc.add_EncoderServicer_to_server(EncoderService(embedder), server)
         return [encoder_pb2.DESCRIPTOR.services_by_name["Encoder"].full_name]
 
-    await serve("encoder", config.address(settings.port), register, config.grace_s)
+    async def stop() -> None:
+        follower.cancel()
+        await asyncio.to_thread(embedder.close)
+
+    await serve("encoder", config.address(settings.port), register, config.grace_s, stop)
+
+
+def _load(version_dir: Path, settings: EncoderConfig) -> Encoder:
+    encoder = Encoder.load(version_dir, settings.threads, settings.variant, settings.spin_us)
+    log.info(
+        "encoder model %s %s (%d leaves, dim %d) on %s",
+        encoder.version,
+        settings.variant,
+        len(encoder.leaves),
+        encoder.dim,
+        encoder.device,
+    )
+    return encoder
+
+
+async def _follow_current(embedder: Embedder, settings: EncoderConfig) -> None:
+    """Loads the version CURRENT names whenever it changes; the switch comes between batches."""
+    if settings.reload_s <= 0:
+        return
+    models_dir = Path(settings.models_dir)
+    reported = ""  # the last failure logged, so that a retry every poll logs it once
+    while True:
+        await asyncio.sleep(settings.reload_s)
+        try:
+            version_dir = await asyncio.to_thread(registry.current, models_dir)
+            if version_dir.name == embedder.encoder.version:
+                continue
+            encoder = await asyncio.to_thread(_load, version_dir, settings)
+        except Exception as error:  # a bad new version must not stop the old one serving
+            if str(error) != reported:
+                log.error("encoder keeps model %s: %r", embedder.encoder.version, error)
+                reported = str(error)
+            continue
+        reported = ""
+        replaced = embedder.swap(encoder)
+        log.info("encoder switched from model %s to %s", replaced.version, encoder.version)
 
 
 if __name__ == "__main__":

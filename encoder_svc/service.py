@@ -8,7 +8,7 @@ from protos.visualsearch.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
 
 
 class EncoderService(encoder_pb2_grpc.EncoderServicer):
-    """Serves the model version loaded at start."""
+    """Serves the embedder's current model version (which may change between calls)."""
 
     def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder

@@ -1,19 +1,21 @@
 """The encoder server as its own process on loopback, with a tiny exported model."""
 
+import contextlib
+import dataclasses
 import io
 import os
-import socket
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import torch
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 from common.vectors import from_bytes
@@ -21,6 +23,7 @@ from encoder_svc import registry
 from encoder_svc.export import export
 from encoder_svc.model import Arch, ResNet
 from encoder_svc.preprocess import PreprocessParams
+from infra import process
 from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +33,8 @@ MAX_BATCH = 4
 TIMEOUT_S = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _environment(models_dir: Path, port: int) -> dict[str, str]:
     return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "VS_HOST": "127.0.0.1",
         "VS_ENCODER_PORT": str(port),
         "VS_ENCODER_MODELS_DIR": str(models_dir),
@@ -49,19 +44,10 @@ def _environment(models_dir: Path, port: int) -> dict[str, str]:
     }
 
 
-def _wait_until_serving(channel: grpc.Channel, server: subprocess.Popen[bytes]) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"encoder server exited with {server.returncode}")
-        try:
-            answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-            if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:
-            time.sleep(0.2)
-    raise RuntimeError("encoder server did not become ready within 60 s")
+def _child_env(models_dir: Path) -> dict[str, str]:
+    """The whole environment of a server run directly, without `infra.process`."""
+    (port,) = process.free_ports()
+    return {**os.environ, "PYTHONPATH": str(ROOT), **_environment(models_dir, port)}
 
 
 @pytest.fixture(scope="module")
@@ -81,24 +67,29 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "models"
 
 
-@pytest.fixture(scope="module")
-def stub(models_dir: Path) -> Iterator[encoder_pb2_grpc.EncoderStub]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "encoder_svc.server"], cwd=ROOT, env=_environment(models_dir, port)
-    )
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+@contextlib.contextmanager
+def _serving(
+    models_dir: Path, log: Path, **settings: str
+) -> Iterator[encoder_pb2_grpc.EncoderStub]:
+    """An encoder server process on a free port (VS_* `settings` on top); always stopped."""
+    (port,) = process.free_ports()
+    address = f"127.0.0.1:{port}"
+    env = {**_environment(models_dir, port), **settings}
+    server = process.start("encoder_svc.server", [], address, log, env)
+    channel = grpc.insecure_channel(address)
     try:
-        _wait_until_serving(channel, server)
         yield encoder_pb2_grpc.EncoderStub(channel)
     finally:
         channel.close()
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        process.stop(server, grace_s=15)
+
+
+@pytest.fixture(scope="module")
+def stub(
+    models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[encoder_pb2_grpc.EncoderStub]:
+    with _serving(models_dir, tmp_path_factory.mktemp("log") / "encoder.log") as stub:
+        yield stub
 
 
 def _image(fmt: str, size: tuple[int, int], mode: str = "RGB") -> bytes:
@@ -153,13 +144,101 @@ def test_embed_refuses_a_batch_of_the_wrong_size(
     assert all(word in caught.value.details() for word in words)
 
 
+def _noise(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(80, 60, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _vectors(answer: encoder_pb2.EmbedResponse) -> list[np.ndarray]:
+    return [from_bytes(result.embedding.vector, ARCH.dim) for result in answer.results]
+
+
+def test_concurrent_calls_each_get_their_own_results(stub: encoder_pb2_grpc.EncoderStub) -> None:
+    calls = [[_noise(10 * n + i) for i in range(1 + n % MAX_BATCH)] for n in range(16)]
+
+    def embed(images: list[bytes]) -> encoder_pb2.EmbedResponse:
+        return stub.Embed(encoder_pb2.EmbedRequest(images=images), timeout=TIMEOUT_S)
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        answers = list(pool.map(embed, calls))
+    for images, answer in zip(calls, answers, strict=True):
+        assert len(answer.results) == len(images)
+        alone = [_vectors(embed([image]))[0] for image in images]
+        assert np.allclose(_vectors(answer), alone, atol=1e-5)
+
+
+def _copy_version(models_dir: Path, version: str, name: str) -> Path:
+    """A new version with the same model: the directory copied, its meta renamed."""
+    copy = models_dir / name
+    shutil.copytree(models_dir / version, copy)
+    meta = registry.ModelMeta.load(copy)
+    dataclasses.replace(meta, version=name).save(copy)
+    return copy
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within 60 s: {what}")
+        time.sleep(0.1)
+
+
+def test_a_new_current_version_is_served_without_a_restart(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    first = registry.current(models).name
+    request = encoder_pb2.EmbedRequest(images=[_noise(1)])
+    log_file = tmp_path / "encoder.log"
+
+    def log() -> str:
+        return log_file.read_text(errors="replace")
+
+    def serving() -> str:
+        return stub.GetModel(encoder_pb2.GetModelRequest(), timeout=TIMEOUT_S).model_version
+
+    with _serving(models, log_file, VS_ENCODER_RELOAD_S="0.2") as stub:
+        before = stub.Embed(request, timeout=TIMEOUT_S)
+        (_copy_version(models, first, "broken") / registry.MODEL_FILE).write_bytes(b"not onnx")
+        registry.set_current(models, "broken")
+        _wait_for(lambda: "keeps model" in log(), "the server tried the broken version")
+        assert serving() == first
+        assert stub.Embed(request, timeout=TIMEOUT_S).model_version == first
+
+        _copy_version(models, first, "second")
+        registry.set_current(models, "second")
+        _wait_for(lambda: serving() == "second", "GetModel reports the new version")
+        after = stub.Embed(request, timeout=TIMEOUT_S)
+    assert before.model_version == first and after.model_version == "second"
+    assert np.allclose(_vectors(after), _vectors(before), atol=1e-6)  # the same weights
+    assert f"switched from model {first} to second" in log()
+
+
+def test_server_serving_int8_without_its_file_refuses_to_start(models_dir: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "encoder_svc.server"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**_child_env(models_dir), "VS_ENCODER_VARIANT": "int8"},
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode != 0
+    assert "encoder_svc.quantize" in finished.stderr
+
+
 def test_server_without_a_model_refuses_to_start(tmp_path: Path) -> None:
     finished = subprocess.run(
         [sys.executable, "-m", "encoder_svc.server"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=_environment(tmp_path / "empty", _free_port()),
+        env=_child_env(tmp_path / "empty"),
         timeout=60,
         check=False,
     )

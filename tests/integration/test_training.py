@@ -1,11 +1,13 @@
 """Training end to end on a small generated catalog: a registered, servable version."""
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from catalog.generate import generate
 from catalog.items import open_catalog
@@ -13,6 +15,7 @@ from catalog.split import is_held_out
 from common import paths
 from encoder_svc import registry
 from encoder_svc.embedder import Embedded, Embedder, Refused
+from encoder_svc.export import TOLERANCE, load_torch, max_difference
 from encoder_svc.preprocess import Limits
 from encoder_svc.runtime import Encoder
 from encoder_svc.train import Recipe, train
@@ -68,21 +71,36 @@ def starved_given(root: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def trained(root: Path, starved_given: list[str]) -> Path:
     recipe = Recipe(epochs=2, batch_size=32, min_items=5)
-    return train(root / "catalog", root / "export.json", root / "models", recipe)
+    version_dir, verdict = train(root / "catalog", root / "export.json", root / "models", recipe)
+    assert verdict.promote and verdict.against is None
+    return version_dir
+
+
+def _trained_ids(root: Path) -> list[str]:
+    """The items a model may learn from: given a leaf by a person and not held out."""
+    export = json.loads((root / "export.json").read_text())
+    return sorted(
+        item["id"]
+        for item in export["items"]
+        if item["leaf_source"] == "given" and not is_held_out(item["id"])
+    )
 
 
 @pytest.mark.slow
-def test_training_registers_a_current_version_with_its_meta(trained: Path) -> None:
+def test_training_registers_a_current_version_with_its_meta(root: Path, trained: Path) -> None:
     models_dir = trained.parent
     assert registry.current(models_dir) == trained
     assert (trained / registry.MODEL_FILE).stat().st_size > 0
     meta = registry.ModelMeta.load(trained)
     assert meta.version == trained.name
-    assert meta.training["taxonomy_version"] == 7
     assert meta.training["recipe"]["epochs"] == 2
-    figures = meta.training["evaluation"]
-    assert 0.0 <= figures["held_out_top1_leaf"] <= 1.0
-    assert 0.0 <= figures["p_at_10_leaf"] <= 1.0
+    for figure in registry.GATED:
+        assert 0.0 <= meta.evaluation[figure] <= 1.0
+    assert meta.data["catalog"] == str((root / "catalog").resolve())
+    assert meta.data["taxonomy_version"] == 7
+    digest = hashlib.sha256("\n".join(_trained_ids(root)).encode()).hexdigest()
+    assert meta.data["trained_ids_sha256"] == digest
+    assert meta.data["items"]["trained"] == len(_trained_ids(root))
 
 
 @pytest.mark.slow
@@ -91,8 +109,25 @@ def test_leaves_come_from_the_taxonomy_export(trained: Path, starved_given: list
     assert RENAMED[1] in meta.leaves and RENAMED[0] not in meta.leaves
     assert STARVED not in meta.leaves
     trainable = sum(not is_held_out(item_id) for item_id in starved_given)
-    assert meta.training["left_out_leaves"] == {STARVED: trainable}
-    assert meta.training["items"]["predicted"] > 0
+    assert meta.data["small_leaves"]["leaves"] == {STARVED: trainable}
+    assert meta.data["items"]["predicted"] > 0
+
+
+@pytest.mark.slow
+def test_heads_come_from_the_tree_above_the_leaves_and_the_colours(trained: Path) -> None:
+    heads = registry.ModelMeta.load(trained).training["heads"]
+    masters, subs = heads["levels"]
+    assert masters == ["Accessories", "Apparel", "Footwear"]
+    assert "Footwear/Sandal" in subs and "Accessories/Watches" in subs
+    assert {"Black", "White", "Red"} <= set(heads["colours"])
+
+
+@pytest.mark.slow
+def test_the_torch_weights_rebuild_the_exported_model(trained: Path) -> None:
+    model = load_torch(trained)
+    batch = torch.randn(3, 3, 80, 60, generator=torch.Generator().manual_seed(1))
+    assert max_difference(model, trained / registry.MODEL_FILE, [batch]) <= TOLERANCE
+    assert model.dim == registry.ModelMeta.load(trained).dim
 
 
 @pytest.mark.slow

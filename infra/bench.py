@@ -1,0 +1,359 @@
+"""Serving speed on this machine: torch eager, onnxruntime fp32 and int8, and the Embed RPC.
+
+    python -m infra.bench [--catalog DIR] [--version-dir DIR] [--runs 5] [--threads 2]
+        [--clients 16] [--call-images 4]
+
+Prints images per second at batch 1, 8 and 64 for each engine, then the end-to-end Embed
+throughput of concurrent clients against a real encoder server (a subprocess on a free
+loopback port, always stopped) beside in-process onnxruntime at the server's batch size.
+Every figure is the median of --runs runs; each run measures the engines back to back, and a
+ratio is the median of the runs' ratios. A benchmark, not a test: it asserts nothing.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sized
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+# Before torch loads OpenMP: idle threads sleep at once. Torch's fastest policy here (measured
+# at batch 8: PASSIVE 1024 images/s, ACTIVE 11), as onnxruntime's short spin is its own.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from catalog.generate import generate
+from catalog.items import open_catalog
+from common import clients
+from common import config as cluster_config
+from common.errors import FailedPrecondition
+from encoder_svc import quantize, registry
+from encoder_svc.export import TOLERANCE, max_difference
+from encoder_svc.model import Arch, ResNet
+from encoder_svc.preprocess import Limits, decode, normalise
+from encoder_svc.registry import ModelMeta
+from encoder_svc.runtime import SPIN_US, VARIANTS, Encoder
+from infra import process, workspace
+from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
+
+BATCHES = (1, 8, 64)
+ENGINES = ("torch eager", "onnxruntime fp32", "onnxruntime int8")
+MEASURE_S = 0.4  # per engine, batch size and run
+RPC_S = 2.0  # per run of the clients
+CALL_TIMEOUT_S = 30.0
+Run = Callable[[Any], object]  # one model call on a batch (array rows or encoded images)
+
+
+def main() -> None:
+    args = _arguments()
+    catalog_dir = args.catalog.resolve() if args.catalog else generate(workspace.GENERATED)
+    version_dir = args.version_dir.resolve() if args.version_dir else _current(catalog_dir)
+    meta = ModelMeta.load(version_dir)
+    if not (version_dir / VARIANTS["int8"]).is_file():
+        print(
+            f"{version_dir.name} has no int8 model yet: quantising it as "
+            f"`python -m encoder_svc.quantize --version-dir {version_dir} --catalog {catalog_dir}`"
+        )
+        quantize.quantize(version_dir, catalog_dir, threads=args.threads)
+    served_batch = cluster_config.load().encoder.batch_images
+    encoded, inputs = _images(catalog_dir, meta, max(*BATCHES, served_batch))
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    model, origin = _torch_model(version_dir, meta)
+    fp32 = Encoder.load(version_dir, args.threads, "fp32")
+    engines: dict[str, Run] = {
+        ENGINES[0]: _torch_runner(model),
+        ENGINES[1]: fp32.embed,
+        ENGINES[2]: Encoder.load(version_dir, args.threads, "int8").embed,
+    }
+    print(f"model {meta.version} from {version_dir}; images from {catalog_dir}")
+    print(f"torch: {origin}")
+    print(
+        f"threads: {args.threads} intra-op and 1 inter-op for torch and for onnxruntime alike; "
+        f"idle threads: torch OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, onnxruntime "
+        f"spins {SPIN_US} us then sleeps"
+    )
+    figures = _engine_runs(engines, inputs, args.runs)
+    _print_engines(figures)
+    _print_rpc(
+        _rpc_runs(version_dir, fp32, encoded[:served_batch], inputs[:served_batch], args), args
+    )
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", type=Path, help="catalog folder (default: the generated one)")
+    parser.add_argument(
+        "--version-dir", type=Path, help="model version (default: the catalog's current one)"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="runs of which medians are shown")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads of each engine")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent Embed callers")
+    parser.add_argument("--call-images", type=int, default=4, help="images per Embed call")
+    return parser.parse_args()
+
+
+def _current(catalog_dir: Path) -> Path:
+    """The version in use for the catalog: `make train`'s workspace, else the configured one."""
+    trained = Path(workspace.overrides(workspace.workdir_for(catalog_dir))["VS_ENCODER_MODELS_DIR"])
+    configured = Path(cluster_config.load().encoder.models_dir)
+    for models_dir in (trained, configured):
+        with contextlib.suppress(FailedPrecondition):
+            return registry.current(models_dir).resolve()
+    which = "" if catalog_dir == workspace.GENERATED else f" CATALOG={catalog_dir}"
+    raise SystemExit(
+        f"no model to measure: neither {trained} nor {configured} has a CURRENT version; "
+        f"make one with `make train{which}` or pass --version-dir DIR"
+    )
+
+
+def _torch_model(version_dir: Path, meta: ModelMeta) -> tuple[ResNet, str]:
+    """The version's network rebuilt in torch from its recorded architecture and ONNX weights.
+
+    Returns:
+        The model in eval mode, and where its weights came from.
+    """
+    recorded: dict[str, Any] = meta.training.get("recipe", {}).get("arch", {})
+    fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()
+    }
+    arch = Arch(**fields)
+    model = ResNet(len(meta.leaves), arch).eval()
+    shape = (3, meta.preprocess.height, meta.preprocess.width)
+    try:
+        _load_onnx_weights(model, version_dir / registry.MODEL_FILE, shape)
+        diff = max_difference(model, version_dir / registry.MODEL_FILE, [torch.randn(4, *shape)])
+    except (ValueError, KeyError, IndexError, RuntimeError) as error:
+        diff, why = float("inf"), str(error)
+    else:
+        why = f"outputs differ from onnxruntime by {diff:.1e}"
+    if diff <= TOLERANCE:
+        return model, f"{arch} with the version's weights read back from model.onnx ({why})"
+    return model, (
+        f"{arch}, weights not recoverable from model.onnx ({why}): speed does not depend on "
+        "weight values"
+    )
+
+
+def _load_onnx_weights(model: ResNet, path: Path, shape: tuple[int, int, int]) -> None:
+    """Copies the exported weights into `model`: each Conv of the graph carries its batch norm
+    folded in, so the torch conv gets the folded kernel and its batch norm the identity plus
+    the folded bias."""
+    graph = onnx.load(str(path)).graph
+    weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    pairs = _conv_norm_pairs(model, shape)
+    if len(convs) != len(pairs):
+        raise ValueError(f"{len(convs)} convolutions in the graph, {len(pairs)} in the model")
+    with torch.no_grad():
+        for node, (conv, norm) in zip(convs, pairs, strict=True):
+            conv.weight.copy_(torch.tensor(weights[node.input[1]]))
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(torch.tensor(weights[node.input[2]]))
+            norm.reset_running_stats()  # mean 0, variance 1
+            norm.eps = 0.0  # so that it divides by exactly 1
+        for name in ("embed.weight", "embed.bias", "head.weight"):
+            model.get_parameter(name).copy_(torch.tensor(weights[name]))
+
+
+def _conv_norm_pairs(
+    model: ResNet, shape: tuple[int, int, int]
+) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """Each convolution with the batch norm after it, in the order a forward pass runs them."""
+    modules = list(model.modules())
+    norm_of = {
+        id(conv): norm
+        for conv, norm in itertools.pairwise(modules)
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
+    }
+    order: list[nn.Conv2d] = []
+    hooks = [
+        module.register_forward_hook(lambda module, *_: order.append(module))
+        for module in modules
+        if isinstance(module, nn.Conv2d)
+    ]
+    with torch.no_grad():
+        model(torch.zeros(1, *shape))
+    for hook in hooks:
+        hook.remove()
+    return [(conv, norm_of[id(conv)]) for conv in order]
+
+
+def _torch_runner(model: ResNet) -> Run:
+    def run(batch: np.ndarray) -> object:
+        with torch.inference_mode():
+            return model(torch.from_numpy(batch))
+
+    return run
+
+
+def _images(catalog_dir: Path, meta: ModelMeta, count: int) -> tuple[list[bytes], np.ndarray]:
+    """The catalog's first `count` images: encoded, and as the model's input."""
+    with open_catalog(catalog_dir) as catalog:
+        encoded = [catalog.image_bytes(item.id) for item in catalog.items[:count]]
+    decoded = np.stack([decode(data, Limits(), meta.preprocess) for data in encoded])
+    return encoded, normalise(decoded, meta.preprocess)
+
+
+def _images_per_s(run: Run, batch: Sized, seconds: float = MEASURE_S) -> float:
+    run(batch)  # warm: first-run allocations are not what is measured
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds or count < 3 * len(batch):
+        run(batch)
+        count += len(batch)
+    return count / elapsed
+
+
+def _engine_runs(
+    engines: dict[str, Run], inputs: np.ndarray, runs: int
+) -> dict[tuple[str, int], list[float]]:
+    """Images/s of each engine at each batch size, once per run."""
+    figures: dict[tuple[str, int], list[float]] = {}
+    for _ in range(runs):
+        for size in BATCHES:
+            for name, run in engines.items():
+                figures.setdefault((name, size), []).append(_images_per_s(run, inputs[:size]))
+    return figures
+
+
+def _ratio(numerator: list[float], denominator: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
+
+
+def _print_engines(figures: dict[tuple[str, int], list[float]]) -> None:
+    print("\nimages/s (median)  " + "".join(f"{f'batch {size}':>12s}" for size in BATCHES))
+    for name in ENGINES:
+        row = "".join(f"{statistics.median(figures[name, size]):12.0f}" for size in BATCHES)
+        print(f"{name:18s}  {row}")
+    fp32_torch = _ratio(figures[ENGINES[1], 8], figures[ENGINES[0], 8])
+    int8_fp32 = _ratio(figures[ENGINES[2], 64], figures[ENGINES[1], 64])
+    print(f"\nonnxruntime fp32 / torch eager at batch 8:  {fp32_torch:5.2f}x  (target >= 1.5)")
+    print(f"onnxruntime int8 / fp32 at batch 64:        {int8_fp32:5.2f}x  (target >= 2)")
+
+
+def _rpc_runs(
+    version_dir: Path,
+    fp32: Encoder,
+    encoded: list[bytes],
+    inputs: np.ndarray,
+    args: argparse.Namespace,
+) -> dict[str, list[float]]:
+    """Per run: Embed images/s of the clients, then in-process fp32 at the server's batch size,
+    on decoded inputs (the model alone) and on the encoded images (decode, normalise, model)."""
+    with _encoder_server(version_dir, args.threads, args.call_images) as address:
+        return asyncio.run(_measure_rpc(address, fp32, encoded, inputs, args))
+
+
+async def _measure_rpc(
+    address: str,
+    fp32: Encoder,
+    encoded: list[bytes],
+    inputs: np.ndarray,
+    args: argparse.Namespace,
+) -> dict[str, list[float]]:
+    calls = [
+        encoder_pb2.EmbedRequest(
+            images=[
+                encoded[(i * args.call_images + j) % len(encoded)] for j in range(args.call_images)
+            ]
+        )
+        for i in range(args.clients)
+    ]
+    figures: dict[str, list[float]] = {"rpc": [], "model": [], "decode+model": []}
+    async with clients.channel(address) as channel:
+        stub = encoder_pb2_grpc.EncoderStub(channel)
+        await _clients(stub, calls, 0.5)  # warm
+        for _ in range(args.runs):
+            figures["model"].append(_images_per_s(fp32.embed, inputs))
+            figures["decode+model"].append(_images_per_s(partial(_embed_encoded, fp32), encoded))
+            figures["rpc"].append(await _clients(stub, calls, RPC_S))
+    return figures
+
+
+def _embed_encoded(encoder: Encoder, encoded: list[bytes]) -> object:
+    """What a caller does in-process instead of calling Embed: decode, normalise, run."""
+    decoded = np.stack([decode(data, Limits(), encoder.params) for data in encoded])
+    return encoder.embed(normalise(decoded, encoder.params))
+
+
+async def _clients(
+    stub: encoder_pb2_grpc.EncoderStub, calls: list[encoder_pb2.EmbedRequest], seconds: float
+) -> float:
+    """Images/s of one caller per request, each calling again as soon as it is answered."""
+    stop = time.perf_counter() + seconds
+
+    async def caller(request: encoder_pb2.EmbedRequest) -> int:
+        embedded = 0
+        while time.perf_counter() < stop:
+            answer = await stub.Embed(request, timeout=CALL_TIMEOUT_S)
+            embedded += sum(result.HasField("embedding") for result in answer.results)
+        return embedded
+
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(caller(request) for request in calls))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def _print_rpc(figures: dict[str, list[float]], args: argparse.Namespace) -> None:
+    settings = cluster_config.load().encoder
+    batch = settings.batch_images
+    print(
+        f"\nEmbed RPC: {args.clients} concurrent clients x {args.call_images} images per call; "
+        f"the server batches up to {batch} images or {settings.batch_wait_ms} ms, decodes on "
+        f"{settings.decode_threads} threads, runs fp32 on {args.threads} onnxruntime threads"
+    )
+    rpc = figures["rpc"]
+    print(f"Embed RPC end to end:                        {statistics.median(rpc):7.0f} images/s")
+    for key, label, target in (
+        ("model", f"in-process onnxruntime fp32 at batch {batch}", "  (target >= 0.7)"),
+        ("decode+model", f"in-process decode + fp32 at batch {batch}", ""),
+    ):
+        ratio = _ratio(rpc, figures[key])
+        print(
+            f"{label + ':':44s} {statistics.median(figures[key]):7.0f} images/s   "
+            f"RPC / this {ratio:4.2f}x{target}"
+        )
+
+
+@contextlib.contextmanager
+def _encoder_server(version_dir: Path, threads: int, call_images: int) -> Iterator[str]:
+    """A real encoder server serving `version_dir`, on a free loopback port; always stopped."""
+    settings = cluster_config.load().encoder
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        models_dir = Path(scratch) / "models"
+        models_dir.mkdir()
+        (models_dir / version_dir.name).symlink_to(version_dir)
+        registry.set_current(models_dir, version_dir.name)
+        (port,) = process.free_ports()
+        address = f"127.0.0.1:{port}"
+        environment = {
+            "VS_HOST": "127.0.0.1",
+            "VS_ENCODER_PORT": str(port),
+            "VS_ENCODER_MODELS_DIR": str(models_dir),
+            "VS_ENCODER_THREADS": str(threads),
+            "VS_ENCODER_VARIANT": "fp32",
+            "VS_ENCODER_MAX_BATCH": str(max(call_images, settings.max_batch)),
+            "VS_ENCODER_RELOAD_S": "0",
+            "VS_GRACE_S": "1",
+        }
+        log = Path(scratch) / "encoder.log"
+        server = process.start("encoder_svc.server", [], address, log, environment)
+        try:
+            yield address
+        finally:
+            process.stop(server, grace_s=15)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The batcher's grouping and ordering, with a plain function standing in for the model run."""
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from encoder_svc.batcher import Batcher, Outputs
+
+WAIT_S = 30.0  # a guard against a hang, not a timing assertion
+
+
+class Recorder:
+    """Returns each row and its sum, records the size of every run; can hold its first run."""
+
+    def __init__(self, hold_first: bool = False) -> None:
+        self.runs: list[int] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+
+    def embed(self, batch: np.ndarray) -> Outputs:
+        self.runs.append(len(batch))
+        self.started.set()
+        self.release.wait(WAIT_S)
+        return batch.copy(), batch.sum(axis=1)
+
+
+class Broken:
+    def embed(self, batch: np.ndarray) -> Outputs:
+        raise RuntimeError("the model failed")
+
+
+def _rows(first: int, count: int) -> np.ndarray:
+    return np.arange(first, first + count, dtype=np.float32)[:, None].repeat(3, axis=1)
+
+
+@pytest.fixture
+def batcher() -> Iterator[Batcher]:
+    batcher = Batcher(max_images=5, max_wait_s=0.0)
+    yield batcher
+    batcher.close()
+
+
+def _held(batcher: Batcher, model: Recorder) -> Future[Outputs]:
+    """A first part whose run is under way and held, so that the next parts queue up."""
+    first = batcher.submit(model, _rows(0, 1))
+    assert model.started.wait(WAIT_S)
+    return first
+
+
+def test_each_caller_gets_its_own_rows_in_order() -> None:
+    batcher = Batcher(max_images=16, max_wait_s=0.002)
+    model = Recorder()
+    sizes = [1, 3, 7, 16, 2, 5, 9, 4] * 4
+    starts = np.cumsum([0, *sizes[:-1]])
+    with ThreadPoolExecutor(8) as pool:
+        futures = list(pool.map(lambda s, n: batcher.submit(model, _rows(s, n)), starts, sizes))
+    for start, size, future in zip(starts, sizes, futures, strict=True):
+        rows, sums = future.result(WAIT_S)
+        assert np.array_equal(rows, _rows(start, size))
+        assert np.array_equal(sums, _rows(start, size).sum(axis=1))
+    batcher.close()
+    assert sum(model.runs) == sum(sizes) and max(model.runs) <= 16
+
+
+def test_waiting_parts_share_one_run_up_to_the_limit(batcher: Batcher) -> None:
+    model = Recorder(hold_first=True)
+    first = _held(batcher, model)
+    waiting = [batcher.submit(model, _rows(10 * i, 2)) for i in range(1, 4)]
+    model.release.set()
+    assert [len(f.result(WAIT_S)[0]) for f in [first, *waiting]] == [1, 2, 2, 2]
+    assert model.runs == [1, 4, 2]  # the third part would make 6 > 5: it starts the next run
+
+
+def test_parts_of_different_models_never_share_a_run(batcher: Batcher) -> None:
+    old, new = Recorder(hold_first=True), Recorder()
+    _held(batcher, old)
+    parts = [(old, 1), (new, 1), (new, 2), (old, 1)]
+    futures = [batcher.submit(model, _rows(0, size)) for model, size in parts]
+    old.release.set()
+    for future in futures:
+        future.result(WAIT_S)
+    assert old.runs == [1, 1, 1] and new.runs == [3]
+
+
+def test_a_full_batch_runs_without_waiting_out_the_delay() -> None:
+    batcher = Batcher(max_images=4, max_wait_s=3600.0)
+    model = Recorder()
+    futures = [batcher.submit(model, _rows(0, 1)), batcher.submit(model, _rows(1, 3))]
+    assert [len(f.result(WAIT_S)[0]) for f in futures] == [1, 3]
+    assert model.runs == [4]
+    batcher.close()
+
+
+def test_a_failed_run_fails_its_callers_and_the_next_run_works(batcher: Batcher) -> None:
+    with pytest.raises(RuntimeError, match="the model failed"):
+        batcher.submit(Broken(), _rows(0, 2)).result(WAIT_S)
+    rows, _ = batcher.submit(Recorder(), _rows(5, 2)).result(WAIT_S)
+    assert np.array_equal(rows, _rows(5, 2))
+
+
+def test_a_cancelled_part_is_not_run(batcher: Batcher) -> None:
+    model = Recorder(hold_first=True)
+    _held(batcher, model)
+    cancelled = batcher.submit(model, _rows(0, 3))
+    assert cancelled.cancel()
+    kept = batcher.submit(model, _rows(3, 2))
+    model.release.set()
+    assert np.array_equal(kept.result(WAIT_S)[0], _rows(3, 2))
+    with pytest.raises(CancelledError):
+        cancelled.result(WAIT_S)
+    assert model.runs == [1, 2]
+
+
+@pytest.mark.parametrize("count", [0, 6])
+def test_a_part_must_fit_one_batch(batcher: Batcher, count: int) -> None:
+    with pytest.raises(ValueError, match="1 to 5"):
+        batcher.submit(Recorder(), _rows(0, count))
+
+
+def test_close_runs_what_is_queued() -> None:
+    batcher = Batcher(max_images=5, max_wait_s=3600.0)
+    model = Recorder()
+    future = batcher.submit(model, _rows(0, 2))
+    batcher.close()
+    assert future.done() and model.runs == [2]
