@@ -11,6 +11,21 @@ Core modules raise these; they never import grpc. The `code` is a status-code na
 this module stays free of grpc too.
 """
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """Why one item of a batch was refused; the other items of the batch go on.
+
+    `index` is the item's position in the call, `code` a status-code name as above.
+    """
+
+    index: int
+    item_id: str
+    code: str
+    message: str
+
 
 class VisualSearchError(Exception):
     """Base of every error the cluster reports to a caller."""

@@ -8,6 +8,8 @@ import numpy as np
 from common import vectors
 from common.clients import call, channel
 from common.config import ClusterConfig
+from common.errors import ItemFailure
+from common.wire import item_failure
 from protos.visualsearch.v1 import (
     common_pb2,
     encoder_pb2,
@@ -22,22 +24,12 @@ LeafProbs = list[tuple[str, float]]
 
 
 @dataclass(frozen=True)
-class Failure:
-    """One item of a batch that was refused, and why."""
-
-    index: int
-    item_id: str
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Embedded:
     """One image's embedding and leaf probabilities, or the failure that stands in for them."""
 
     vector: np.ndarray | None
     leaves: LeafProbs
-    failure: Failure | None
+    failure: ItemFailure | None
 
 
 @dataclass(frozen=True)
@@ -114,10 +106,10 @@ class Cluster:
         reply = await call(self._taxonomy.GetItems, request, timeout, "taxonomy")
         return [_item(item) for item in reply.items], list(reply.missing_ids)
 
-    async def put_items(self, items: Sequence[Item], timeout: float) -> list[Failure]:
+    async def put_items(self, items: Sequence[Item], timeout: float) -> list[ItemFailure]:
         request = taxonomy_pb2.PutItemsRequest(items=[_item_pb(item) for item in items])
         reply = await call(self._taxonomy.PutItems, request, timeout, "taxonomy")
-        return [_failure(error) for error in reply.errors]
+        return [item_failure(error) for error in reply.errors]
 
     async def delete_items(self, ids: Sequence[str], timeout: float) -> int:
         request = taxonomy_pb2.DeleteItemsRequest(ids=ids)
@@ -167,7 +159,7 @@ class Cluster:
 
     async def upsert(
         self, shard: str, records: Sequence[StoredVector], timeout: float
-    ) -> list[Failure]:
+    ) -> list[ItemFailure]:
         request = index_pb2.UpsertRequest(
             vectors=[
                 index_pb2.Vector(
@@ -181,7 +173,7 @@ class Cluster:
             ]
         )
         reply = await call(self._shards[shard].Upsert, request, timeout, f"shard {shard}")
-        return [_failure(error) for error in reply.errors]
+        return [item_failure(error) for error in reply.errors]
 
     async def delete_vectors(self, shard: str, ids: Sequence[str], timeout: float) -> int:
         request = index_pb2.DeleteVectorsRequest(item_ids=ids)
@@ -191,13 +183,9 @@ class Cluster:
 
 def _embedded(result: encoder_pb2.EmbedResult) -> Embedded:
     if result.WhichOneof("outcome") == "error":
-        return Embedded(None, [], _failure(result.error))
+        return Embedded(None, [], item_failure(result.error))
     leaves = [(leaf.leaf, leaf.prob) for leaf in result.embedding.leaves]
     return Embedded(vectors.from_bytes(result.embedding.vector), leaves, None)
-
-
-def _failure(error: common_pb2.ItemError) -> Failure:
-    return Failure(error.index, error.item_id, error.code, error.message)
 
 
 def _item(item: taxonomy_pb2.Item) -> Item:

@@ -9,9 +9,9 @@ from typing import NamedTuple
 from common import paths
 from common.config import ClusterConfig
 from common.deadline import Deadline
-from common.errors import InvalidArgument, VisualSearchError
+from common.errors import InvalidArgument, ItemFailure, VisualSearchError
 from common.routing import shard_of
-from gateway.clients import Cluster, Embedded, Failure, Item, StoredVector
+from gateway.clients import Cluster, Embedded, Item, StoredVector
 
 INGEST_DEADLINE_S = 60.0
 
@@ -43,7 +43,7 @@ class Writer:
         self._config = config
         self._shards = config.shard_addresses
 
-    async def ingest(self, items: Sequence[NewItem]) -> tuple[int, list[Failure]]:
+    async def ingest(self, items: Sequence[NewItem]) -> tuple[int, list[ItemFailure]]:
         """Embeds, records and indexes items; returns how many landed and which failed.
 
         An item is acknowledged only once its shard has logged its vector. An item that moves
@@ -56,13 +56,13 @@ class Writer:
             raise InvalidArgument(f"{len(items)} items in one call; the limit is {limit}")
         deadline = Deadline(INGEST_DEADLINE_S)
         failures = {
-            i: Failure(i, item.id, "INVALID_ARGUMENT", reason)
+            i: ItemFailure(i, item.id, "INVALID_ARGUMENT", reason)
             for i, item, reason in _refusals(items)
         }
         todo = [i for i in range(len(items)) if i not in failures]
         pending = await self._embed(items, todo, deadline)
         for i, failure in pending.items():
-            if isinstance(failure, Failure):
+            if isinstance(failure, ItemFailure):
                 failures[i] = failure
         ready = {i: p for i, p in pending.items() if isinstance(p, _Pending)}
         await self._record(ready, failures, deadline)
@@ -87,10 +87,10 @@ class Writer:
 
     async def _embed(
         self, items: Sequence[NewItem], todo: list[int], deadline: Deadline
-    ) -> dict[int, _Pending | Failure]:
+    ) -> dict[int, _Pending | ItemFailure]:
         """Embeds the items at `todo` in encoder-sized chunks; the seller's leaf wins."""
         size = self._config.encoder.max_batch
-        pending: dict[int, _Pending | Failure] = {}
+        pending: dict[int, _Pending | ItemFailure] = {}
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             images = [items[i].image for i in chunk]
@@ -99,20 +99,22 @@ class Writer:
                 pending[i] = self._pending(i, items[i], outcome, version)
         return pending
 
-    def _pending(self, i: int, new: NewItem, outcome: Embedded, version: str) -> _Pending | Failure:
+    def _pending(
+        self, i: int, new: NewItem, outcome: Embedded, version: str
+    ) -> _Pending | ItemFailure:
         if outcome.failure is not None or outcome.vector is None:
             failure = outcome.failure
             code, message = (
                 (failure.code, failure.message) if failure else ("INTERNAL", "no vector")
             )
-            return Failure(i, new.id, code, message)
+            return ItemFailure(i, new.id, code, message)
         leaf = new.leaf or outcome.leaves[0][0]
         item = Item(new.id, leaf, not new.leaf, new.title, new.colour, new.usage)
         vector = StoredVector(new.id, self._partition(leaf), leaf, outcome.vector, version)
         return _Pending(item, vector)
 
     async def _record(
-        self, ready: dict[int, _Pending], failures: dict[int, Failure], deadline: Deadline
+        self, ready: dict[int, _Pending], failures: dict[int, ItemFailure], deadline: Deadline
     ) -> None:
         """Records the items with the taxonomy; an item that changes shard leaves its old one."""
         order = list(ready)
@@ -138,7 +140,7 @@ class Writer:
                     _fail(target[item_id][0], ready, failures, code, str(answer))
 
     async def _index(
-        self, ready: dict[int, _Pending], failures: dict[int, Failure], deadline: Deadline
+        self, ready: dict[int, _Pending], failures: dict[int, ItemFailure], deadline: Deadline
     ) -> None:
         """Writes the vectors to their partitions' shards, all shards at once."""
         groups: dict[str, list[int]] = defaultdict(list)
@@ -176,10 +178,10 @@ def _refusals(items: Sequence[NewItem]) -> list[tuple[int, NewItem, str]]:
 
 
 def _fail(
-    i: int, ready: dict[int, _Pending], failures: dict[int, Failure], code: str, message: str
+    i: int, ready: dict[int, _Pending], failures: dict[int, ItemFailure], code: str, message: str
 ) -> None:
     """Takes item `i` out of the flow with the reason it failed."""
-    failures[i] = Failure(i, ready.pop(i).item.id, code, message)
+    failures[i] = ItemFailure(i, ready.pop(i).item.id, code, message)
 
 
 def _code(error: BaseException) -> str:

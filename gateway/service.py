@@ -2,7 +2,7 @@
 
 import grpc
 
-from gateway.clients import Failure
+from common.wire import item_error_pb
 from gateway.ingest import NewItem, Writer
 from gateway.search import Gateway, SearchResult
 from protos.visualsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
@@ -38,7 +38,7 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
         ]
         ingested, failures = await self._writer.ingest(items)
         return gateway_pb2.IngestResponse(
-            ingested=ingested, errors=[_failure_pb(failure) for failure in failures]
+            ingested=ingested, errors=[item_error_pb(failure) for failure in failures]
         )
 
     async def DeleteProducts(
@@ -69,10 +69,4 @@ def _search_pb(result: SearchResult) -> gateway_pb2.SearchResponse:
         failed_shards=result.failed_shards,
         partitions=result.partitions,
         model_version=result.model_version,
-    )
-
-
-def _failure_pb(failure: Failure) -> common_pb2.ItemError:
-    return common_pb2.ItemError(
-        index=failure.index, item_id=failure.item_id, code=failure.code, message=failure.message
     )

@@ -7,9 +7,10 @@ import numpy as np
 
 from common import vectors
 from common.errors import InvalidArgument
+from common.wire import item_error_pb
 from index_svc.record import Record
-from index_svc.shard import ItemFailure, Neighbor, PartitionStats, Shard
-from protos.visualsearch.v1 import common_pb2, index_pb2, index_pb2_grpc
+from index_svc.shard import Neighbor, PartitionStats, Shard
+from protos.visualsearch.v1 import index_pb2, index_pb2_grpc
 
 MAX_K = 1000
 SERVICE_NAME = index_pb2.DESCRIPTOR.services_by_name["Index"].full_name
@@ -27,7 +28,7 @@ class IndexServicer(index_pb2_grpc.IndexServicer):
         records = [_record_from_pb(vector) for vector in request.vectors]
         result = await asyncio.to_thread(self._shard.upsert, records)
         return index_pb2.UpsertResponse(
-            upserted=result.upserted, errors=[_error_to_pb(f) for f in result.failures]
+            upserted=result.upserted, errors=[item_error_pb(f) for f in result.failures]
         )
 
     async def DeleteVectors(
@@ -108,12 +109,6 @@ def _neighbor_to_pb(neighbor: Neighbor) -> index_pb2.Neighbor:
         score=neighbor.score,
         leaf=neighbor.leaf,
         partition=neighbor.partition,
-    )
-
-
-def _error_to_pb(failure: ItemFailure) -> common_pb2.ItemError:
-    return common_pb2.ItemError(
-        index=failure.index, item_id=failure.item_id, code=failure.code, message=failure.message
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from common import paths
-from common.errors import FailedPrecondition, InvalidArgument, VisualSearchError
+from common.errors import FailedPrecondition, InvalidArgument, ItemFailure, VisualSearchError
 from index_svc import wal
 from index_svc.backend import backend_class
 from index_svc.partition import Partition
@@ -28,14 +28,6 @@ class Neighbor:
     score: float  # higher is closer
     leaf: str
     partition: str
-
-
-@dataclasses.dataclass(frozen=True)
-class ItemFailure:
-    index: int  # position of the record in the call
-    item_id: str
-    code: str  # a status-code name, as in common.errors
-    message: str
 
 
 @dataclasses.dataclass(frozen=True)

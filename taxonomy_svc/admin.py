@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
 from catalog.items import open_catalog
+from common.errors import ItemFailure
 from taxonomy_svc import store
 from taxonomy_svc.db import make_engine
 
@@ -61,13 +62,13 @@ def export(database: str, out: str) -> dict[str, int]:
     return {"nodes": len(data["nodes"]), "items": len(data["items"]), "version": data["version"]}
 
 
-def _put_in_batches(session: Session, records: list[store.ItemRecord]) -> list[store.ItemFailure]:
-    failures: list[store.ItemFailure] = []
+def _put_in_batches(session: Session, records: list[store.ItemRecord]) -> list[ItemFailure]:
+    failures: list[ItemFailure] = []
     with tqdm(total=len(records), unit="item", desc="seed", disable=len(records) <= BATCH) as bar:
         for start in range(0, len(records), BATCH):
             batch = records[start : start + BATCH]
             failures += [
-                store.ItemFailure(f.index + start, f.item_id, f.code, f.message)
+                ItemFailure(f.index + start, f.item_id, f.code, f.message)
                 for f in store.put_items(session, batch)
             ]
             bar.update(len(batch))

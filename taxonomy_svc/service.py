@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common import paths
 from common.config import TaxonomyConfig
-from common.errors import InvalidArgument
-from protos.visualsearch.v1 import common_pb2, taxonomy_pb2, taxonomy_pb2_grpc
+from common.errors import InvalidArgument, ItemFailure
+from common.wire import item_error_pb
+from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
 from taxonomy_svc import store
 from taxonomy_svc.rerank import Candidate, Ranked, RerankResult, rerank
 from taxonomy_svc.tree import Tree
@@ -62,12 +63,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         failures = await asyncio.to_thread(self._put_items, records)
         return taxonomy_pb2.PutItemsResponse(
             stored=len(records) - len(failures),
-            errors=[
-                common_pb2.ItemError(
-                    index=f.index, item_id=f.item_id, code=f.code, message=f.message
-                )
-                for f in failures
-            ],
+            errors=[item_error_pb(failure) for failure in failures],
         )
 
     async def DeleteItems(
@@ -92,7 +88,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         with self._sessions() as session:
             return store.get_items(session, ids)
 
-    def _put_items(self, records: list[store.ItemRecord]) -> list[store.ItemFailure]:
+    def _put_items(self, records: list[store.ItemRecord]) -> list[ItemFailure]:
         with self._sessions.begin() as session:
             return store.put_items(session, records)
 

@@ -12,7 +12,7 @@ from sqlalchemy import CursorResult, Result, delete, exists, func, insert, selec
 from sqlalchemy.orm import Session, aliased
 
 from common import paths
-from common.errors import FailedPrecondition, InvalidArgument, NotFound
+from common.errors import FailedPrecondition, InvalidArgument, ItemFailure, NotFound
 from taxonomy_svc.db import LEAF_SOURCES, ItemRow, NodeRow, TreeVersionRow
 
 _CHUNK = 5000  # ids per IN (...) query: well under SQLite's and PostgreSQL's bound-parameter caps
@@ -26,16 +26,6 @@ class ItemRecord:
     title: str = ""
     colour: str = ""
     usage: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ItemFailure:
-    """Why one item of a batch was refused; `code` is a status code name."""
-
-    index: int
-    item_id: str
-    code: str
-    message: str
 
 
 def add_paths(session: Session, node_paths: Iterable[str]) -> int:
