@@ -17,11 +17,12 @@ class Arch:
     stem_width: int = 24
     dim: int = 128  # the shape part of the embedding
     colour_dim: int = 32  # the colour part, present when the model has a colour head
-    colour_weight: float = 0.5  # the colour part's length in the embedding, the shape's being 1
+    colour_weight: float = 0.7  # the colour part's length in the embedding, the shape's being 1
     logit_scale: float = 16.0
-    colour_pool: str = "attention"  # "mean": average the pooled stages; "attention": see ColourBranch
+    colour_pool: str = "attention"  # "mean": average pooled stages; "attention": ColourBranch
     colour_heads: int = 4  # attention maps of the colour branch
-    colour_grad: float = 1.0  # share of the colour loss's gradient reaching the shared stages
+    colour_grad: float = 0.1  # share of the colour loss's gradient reaching the shared stages
+    colour_width: int = 0  # channels of the colour branch's own stem (0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -103,7 +104,15 @@ class ColourBranch(nn.Module):
     def __init__(self, arch: Arch) -> None:
         super().__init__()
         self.heads = arch.colour_heads
-        self.maps = 3 + arch.stem_width + arch.widths[0]
+        width = arch.colour_width
+        self.maps = 3 + arch.stem_width + arch.widths[0] + 2 * width
+        self.stem: nn.Module | None = None
+        if width:
+            self.stem = nn.Sequential(
+                *_conv_bn_relu(3, width, stride=2),
+                *_conv_bn_relu(width, 2 * width, stride=2),
+                *_conv_bn_relu(2 * width, 2 * width, stride=1),
+            )
         self.attend = nn.ModuleList(nn.Conv2d(w, self.heads, 1) for w in arch.widths[1:])
         hidden = 4 * arch.colour_dim
         self.mlp = nn.Sequential(
@@ -113,18 +122,23 @@ class ColourBranch(nn.Module):
         )
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """Features (input, stem, stage 1, 2, ...) -> colour vectors (N, colour_dim), unnormalised."""
+        """Features (input, stem, stage 1, 2, ...) -> colour vectors (N, colour_dim), raw."""
         # Plain ints: the input's height and width are fixed in the exported graph.
         size = (int(features[2].shape[2]), int(features[2].shape[3]))
-        maps = torch.cat([F.adaptive_avg_pool2d(f, size) for f in features[:3]], dim=1)
-        logits = sum(
-            F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
-            for conv, f in zip(self.attend, features[3:], strict=True)
-        )
+        pooled = [F.adaptive_avg_pool2d(f, size) for f in features[:3]]
+        if self.stem is not None:
+            pooled.append(self.stem(features[0]))
+        maps = torch.cat(pooled, dim=1)
+        logits = torch.stack(
+            [
+                F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
+                for conv, f in zip(self.attend, features[3:], strict=True)
+            ]
+        ).sum(dim=0)
         weights = torch.softmax(torch.flatten(logits, 2), dim=2)  # (N, heads, H*W)
-        pooled = weights @ torch.flatten(maps, 2).transpose(1, 2)  # (N, heads, maps)
+        attended = weights @ torch.flatten(maps, 2).transpose(1, 2)  # (N, heads, maps)
         context = features[-1].mean(dim=(2, 3))
-        return self.mlp(torch.cat([torch.flatten(pooled, 1), context], dim=1))
+        return self.mlp(torch.cat([torch.flatten(attended, 1), context], dim=1))
 
 
 class ResNet(nn.Module):
@@ -209,6 +223,14 @@ class _MeanColour(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.mlp(torch.cat([f.mean(dim=(2, 3)) for f in features], dim=1))
+
+
+def _conv_bn_relu(in_chs: int, out_chs: int, stride: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_chs, out_chs, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_chs),
+        nn.ReLU(inplace=True),
+    ]
 
 
 def _scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
