@@ -19,10 +19,8 @@ class Arch:
     colour_dim: int = 32  # the colour part, present when the model has a colour head
     colour_weight: float = 0.7  # the colour part's length in the embedding, the shape's being 1
     logit_scale: float = 16.0
-    colour_pool: str = "attention"  # "mean": average pooled stages; "attention": ColourBranch
     colour_heads: int = 4  # attention maps of the colour branch
     colour_grad: float = 0.1  # share of the colour loss's gradient reaching the shared stages
-    colour_width: int = 0  # channels of the colour branch's own stem (0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -104,15 +102,7 @@ class ColourBranch(nn.Module):
     def __init__(self, arch: Arch) -> None:
         super().__init__()
         self.heads = arch.colour_heads
-        width = arch.colour_width
-        self.maps = 3 + arch.stem_width + arch.widths[0] + 2 * width
-        self.stem: nn.Module | None = None
-        if width:
-            self.stem = nn.Sequential(
-                *_conv_bn_relu(3, width, stride=2),
-                *_conv_bn_relu(width, 2 * width, stride=2),
-                *_conv_bn_relu(2 * width, 2 * width, stride=1),
-            )
+        self.maps = 3 + arch.stem_width + arch.widths[0]
         self.attend = nn.ModuleList(nn.Conv2d(w, self.heads, 1) for w in arch.widths[1:])
         hidden = 4 * arch.colour_dim
         self.mlp = nn.Sequential(
@@ -125,10 +115,7 @@ class ColourBranch(nn.Module):
         """Features (input, stem, stage 1, 2, ...) -> colour vectors (N, colour_dim), raw."""
         # Plain ints: the input's height and width are fixed in the exported graph.
         size = (int(features[2].shape[2]), int(features[2].shape[3]))
-        pooled = [F.adaptive_avg_pool2d(f, size) for f in features[:3]]
-        if self.stem is not None:
-            pooled.append(self.stem(features[0]))
-        maps = torch.cat(pooled, dim=1)
+        maps = torch.cat([F.adaptive_avg_pool2d(f, size) for f in features[:3]], dim=1)
         logits = torch.stack(
             [
                 F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
@@ -169,12 +156,8 @@ class ResNet(nn.Module):
         self.level_heads = nn.ModuleList(CosineHead(arch.dim, n, arch.logit_scale) for n in levels)
         self.colour_embed: nn.Module | None = None
         self.colour_head: CosineHead | None = None
-        if colours and arch.colour_pool == "attention":
-            self.colour_embed = ColourBranch(arch)
-        elif colours:
-            pooled, hidden = 3 + arch.stem_width + sum(arch.widths), 4 * arch.colour_dim
-            self.colour_embed = _MeanColour(pooled, hidden, arch.colour_dim)
         if colours:
+            self.colour_embed = ColourBranch(arch)
             self.colour_head = CosineHead(arch.colour_dim, colours, arch.logit_scale)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -212,25 +195,6 @@ class ResNet(nn.Module):
         """Images -> (embedding, leaf probabilities): what is exported and served."""
         parts = self.forward_features(x)
         return self.embedding(parts), torch.softmax(self.forward_head(parts.shape), dim=1)
-
-
-class _MeanColour(nn.Module):
-    def __init__(self, pooled: int, hidden: int, dim: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(pooled, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim)
-        )
-
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        return self.mlp(torch.cat([f.mean(dim=(2, 3)) for f in features], dim=1))
-
-
-def _conv_bn_relu(in_chs: int, out_chs: int, stride: int) -> list[nn.Module]:
-    return [
-        nn.Conv2d(in_chs, out_chs, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(out_chs),
-        nn.ReLU(inplace=True),
-    ]
 
 
 def _scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
