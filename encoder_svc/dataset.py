@@ -1,10 +1,12 @@
 """Training data: the taxonomy export's labels joined with the catalog's decoded images."""
 
 import dataclasses
+import hashlib
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -15,6 +17,8 @@ from common.errors import FailedPrecondition, InvalidArgument
 from encoder_svc.preprocess import Limits, PreprocessParams, decode
 
 PREDICTED = "predicted"  # a leaf the model guessed; never a training label
+SPLIT = "crc32(id) % 10 == 0 held out"  # catalog.split.is_held_out, recorded with each model
+SMALL_LEAVES = "left out of the classifier; their items still train the ancestor and colour heads"
 STATS_CHUNK = 512  # images per step of channel_stats, to bound memory
 
 
@@ -178,6 +182,24 @@ def _frequent(names: list[str], ok: np.ndarray, min_items: int) -> list[str]:
 def _indexes(names: list[str], classes: list[str]) -> np.ndarray:
     index = {name: i for i, name in enumerate(classes)}
     return np.array([index.get(name, -1) for name in names], dtype=np.int64)
+
+
+def seen(data: Dataset, labels: Labels, chosen: np.ndarray, min_items: int) -> dict[str, Any]:
+    """What a model trained on `chosen` saw: the split, item counts, a hash of the trained ids
+    (two models with the same hash learnt from the same items) and the leaves left out."""
+    trained_ids = sorted(item_id for item_id, ok in zip(data.ids, chosen, strict=True) if ok)
+    return {
+        "split": SPLIT,
+        "items": {
+            **data.counts,
+            "trained": int(chosen.sum()),
+            "held_out": int(data.held_out.sum()),
+            "predicted": int((~data.given).sum()),
+            "in_small_leaves": sum(labels.left_out.values()),
+        },
+        "trained_ids_sha256": hashlib.sha256("\n".join(trained_ids).encode()).hexdigest(),
+        "small_leaves": {"policy": SMALL_LEAVES, "min_items": min_items, "leaves": labels.left_out},
+    }
 
 
 def choose_leaves(data: Dataset, min_items: int) -> tuple[list[str], dict[str, int]]:

@@ -10,7 +10,6 @@ The new version becomes CURRENT only if it passes the quality gate (registry.jud
 import argparse
 import copy
 import dataclasses
-import hashlib
 import os
 import tempfile
 import time
@@ -33,8 +32,6 @@ from encoder_svc.model import Arch, CosineHead, Parts, ResNet
 from encoder_svc.preprocess import PreprocessParams, normalise
 
 EMBED_BATCH = 512
-SPLIT = "crc32(id) % 10 == 0 held out"  # catalog.split.is_held_out
-SMALL_LEAVES = "left out of the classifier; their items still train the ancestor and colour heads"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,28 +92,46 @@ def train(
     labels = dataset.label(data, taxonomy, recipe.min_items)
     chosen = dataset.trainable(data)
     params = dataset.channel_stats(data.images[chosen], PreprocessParams())
-    decoded = time.monotonic()
+    seconds = {"decode": time.monotonic() - started}
     model, loss = fit(data.images[chosen], _rows(labels, chosen), labels, params, recipe)
-    trained = time.monotonic()
+    seconds["train"] = time.monotonic() - started - sum(seconds.values())
     figures = evaluate_model(model, data, labels, params)
-    seen = _seen(data, labels, chosen, catalog_dir, taxonomy_file, taxonomy.version)
+    seconds["evaluate"] = time.monotonic() - started - sum(seconds.values())
+    seen = {
+        "catalog": str(catalog_dir.resolve()),
+        "taxonomy": str(taxonomy_file.resolve()),
+        "taxonomy_version": taxonomy.version,
+        **dataset.seen(data, labels, chosen, recipe.min_items),
+    }
     summary: dict[str, Any] = {
         "recipe": _as_json(recipe),
         "heads": {"levels": labels.levels, "colours": labels.colours},
         "final_loss": loss,
-        "seconds": {
-            "decode": round(decoded - started, 1),
-            "train": round(trained - decoded, 1),
-            "evaluate": round(time.monotonic() - trained, 1),
-        },
+        "seconds": seconds,
     }
+    version_dir = _register(models_dir, model, labels, params, summary, figures, seen, started)
+    return version_dir, registry.promote(models_dir, version_dir, gate_margin, force)
+
+
+def _register(
+    models_dir: Path,
+    model: ResNet,
+    labels: Labels,
+    params: PreprocessParams,
+    summary: dict[str, Any],
+    figures: dict[str, Any],
+    seen: dict[str, Any],
+    started: float,
+) -> Path:
+    """Exports the model (ONNX, checked against torch) and registers it with its weights."""
     with tempfile.TemporaryDirectory() as scratch:
         onnx_file = Path(scratch) / registry.MODEL_FILE
         weights = Path(scratch) / export.WEIGHTS_FILE
         summary["export_max_abs_diff"] = export.export(model, onnx_file, params)
         torch.save(model.state_dict(), weights)
-        summary["seconds"]["total"] = round(time.monotonic() - started, 1)
-        version_dir = registry.register(
+        summary["seconds"]["total"] = time.monotonic() - started
+        summary["seconds"] = {key: round(value, 1) for key, value in summary["seconds"].items()}
+        return registry.register(
             models_dir,
             onnx_file,
             labels.leaves,
@@ -128,7 +143,6 @@ def train(
             data=seen,
             files=(weights,),
         )
-    return version_dir, registry.promote(models_dir, version_dir, gate_margin, force)
 
 
 def _rows(labels: Labels, rows: np.ndarray) -> Targets:
@@ -137,33 +151,6 @@ def _rows(labels: Labels, rows: np.ndarray) -> Targets:
         torch.from_numpy(labels.level[rows]),
         torch.from_numpy(labels.colour[rows]),
     )
-
-
-def _seen(
-    data: Dataset,
-    labels: Labels,
-    chosen: np.ndarray,
-    catalog_dir: Path,
-    taxonomy_file: Path,
-    taxonomy_version: int,
-) -> dict[str, Any]:
-    """What the model saw: the catalog and split, the taxonomy, item counts, trained ids."""
-    trained_ids = sorted(item_id for item_id, ok in zip(data.ids, chosen, strict=True) if ok)
-    return {
-        "catalog": str(catalog_dir.resolve()),
-        "split": SPLIT,
-        "taxonomy": str(taxonomy_file.resolve()),
-        "taxonomy_version": taxonomy_version,
-        "items": {
-            **data.counts,
-            "trained": int(chosen.sum()),
-            "held_out": int(data.held_out.sum()),
-            "predicted": int((~data.given).sum()),
-            "in_small_leaves": sum(labels.left_out.values()),
-        },
-        "trained_ids_sha256": hashlib.sha256("\n".join(trained_ids).encode()).hexdigest(),
-        "small_leaves": {"policy": SMALL_LEAVES, "leaves": labels.left_out},
-    }
 
 
 def fit(
