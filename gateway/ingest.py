@@ -10,8 +10,8 @@ from common import paths
 from common.config import ClusterConfig
 from common.deadline import Deadline
 from common.errors import InvalidArgument, ItemFailure, VisualSearchError
-from common.routing import shard_of
 from gateway.clients import Cluster, Embedded, Item, StoredVector
+from gateway.routing import shard_of_leaf
 
 INGEST_DEADLINE_S = 60.0
 
@@ -80,7 +80,7 @@ class Writer:
         return await self._cluster.delete_items(ids, deadline.left())
 
     def _shard(self, leaf: str) -> str:
-        return shard_of(self._partition(leaf), self._shards)
+        return shard_of_leaf(leaf, self._config.partition_level, self._shards)
 
     def _partition(self, leaf: str) -> str:
         return paths.partition_of(leaf, self._config.partition_level)

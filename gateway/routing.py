@@ -54,6 +54,11 @@ def partitions_for_categories(
     return list(chosen)
 
 
+def shard_of_leaf(leaf: str, level: int, shards: Sequence[str]) -> str:
+    """The address of the shard whose partition holds `leaf`."""
+    return shard_of(paths.partition_of(leaf, level), shards)
+
+
 def by_shard(partitions: Iterable[str], shards: Sequence[str]) -> dict[str, list[str]]:
     """Groups partitions by the address of the shard that holds them."""
     grouped: dict[str, list[str]] = defaultdict(list)

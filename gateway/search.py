@@ -11,9 +11,13 @@ from common import paths
 from common.config import ClusterConfig
 from common.deadline import Deadline
 from common.errors import InvalidArgument, NotFound, VisualSearchError
-from common.routing import shard_of
 from gateway.clients import Cluster, LeafProbs, Neighbour, Ranked
-from gateway.routing import by_shard, partitions_for_categories, partitions_for_leaves
+from gateway.routing import (
+    by_shard,
+    partitions_for_categories,
+    partitions_for_leaves,
+    shard_of_leaf,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class Gateway:
         if not items:
             raise NotFound(f"product {product_id!r} is not in the catalog")
         leaf = items[0].leaf
-        shard = shard_of(self._partition(leaf), self._shards)
+        shard = shard_of_leaf(leaf, self._config.partition_level, self._shards)
         stored = await self._cluster.fetch(shard, [product_id], deadline.left(SHARD_SHARE))
         if not stored:
             raise NotFound(f"product {product_id!r} has no indexed vector")
@@ -93,9 +97,6 @@ class Gateway:
     @property
     def _default_k(self) -> int:
         return self._config.gateway.default_k
-
-    def _partition(self, leaf: str) -> str:
-        return paths.partition_of(leaf, self._config.partition_level)
 
     async def _search(
         self,

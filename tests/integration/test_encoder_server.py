@@ -218,32 +218,28 @@ def test_a_new_current_version_is_served_without_a_restart(
     assert f"switched from model {first} to second" in log()
 
 
-def test_server_serving_int8_without_its_file_refuses_to_start(models_dir: Path) -> None:
+def _refusal(env: dict[str, str]) -> str:
+    """Runs the server expecting it to refuse to start; returns what it said."""
     finished = subprocess.run(
         [sys.executable, "-m", "encoder_svc.server"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**_child_env(models_dir), "VS_ENCODER_VARIANT": "int8"},
+        env=env,
         timeout=60,
         check=False,
     )
     assert finished.returncode != 0
-    assert "encoder_svc.quantize" in finished.stderr
+    return finished.stderr
+
+
+def test_server_serving_int8_without_its_file_refuses_to_start(models_dir: Path) -> None:
+    env = {**_child_env(models_dir), "VS_ENCODER_VARIANT": "int8"}
+    assert "encoder_svc.quantize" in _refusal(env)
 
 
 def test_server_without_a_model_refuses_to_start(tmp_path: Path) -> None:
-    finished = subprocess.run(
-        [sys.executable, "-m", "encoder_svc.server"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=_child_env(tmp_path / "empty"),
-        timeout=60,
-        check=False,
-    )
-    assert finished.returncode != 0
-    assert "encoder_svc.train" in finished.stderr
+    assert "encoder_svc.train" in _refusal(_child_env(tmp_path / "empty"))
 
 
 def test_serving_does_not_import_torch() -> None:

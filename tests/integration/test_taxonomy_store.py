@@ -12,6 +12,7 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog.items import COLUMNS
 from common.errors import FailedPrecondition, InvalidArgument
 from taxonomy_svc import admin, store
 from taxonomy_svc.db import ItemRow, make_engine
@@ -211,17 +212,7 @@ def catalog_dir(tmp_path: Path) -> Path:
     (root / "images").mkdir(parents=True)
     with (root / "styles.csv").open("w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(
-            [
-                "id",
-                "masterCategory",
-                "subCategory",
-                "articleType",
-                "baseColour",
-                "usage",
-                "productDisplayName",
-            ]
-        )
+        writer.writerow(COLUMNS)
         writer.writerows(ROWS)
     for row in ROWS:
         Image.new("RGB", (6, 8), (10, 20, 30)).save(root / "images" / f"{row[0]}.jpg")
