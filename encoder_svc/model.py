@@ -18,6 +18,7 @@ class Arch:
     dim: int = 128  # the shape part of the embedding
     colour_dim: int = 32  # the colour part, present when the model has a colour head
     colour_weight: float = 0.7  # the colour part's length in the embedding, the shape's being 1
+    probability_weight: float = 1.0  # the length of each head's probability part (see embedding)
     logit_scale: float = 16.0
     colour_heads: int = 4  # attention maps of the colour branch
     colour_grad: float = 0.1  # share of the colour loss's gradient reaching the shared stages
@@ -135,8 +136,7 @@ class ResNet(nn.Module):
     taxonomy (`levels`); the colour part by a cosine head over the catalog's colours, from
     features pooled at every stage (colour lives in the early, high-resolution ones). The
     served embedding is both parts side by side, the colour part scaled by
-    `arch.colour_weight`, L2-normalised: its cosine is the shape cosine plus the weighted
-    colour cosine, so neighbours share the leaf first and the colour next.
+    `arch.colour_weight`, with the heads' probabilities (see `embedding`), L2-normalised.
     """
 
     def __init__(
@@ -166,7 +166,10 @@ class ResNet(nn.Module):
     @property
     def dim(self) -> int:
         """The served embedding's dimension."""
-        return self.arch.dim + (self.arch.colour_dim if self.colour_head is not None else 0)
+        dim = self.arch.dim + self.num_leaves
+        if self.colour_head is not None:
+            dim += self.arch.colour_dim + self.colour_head.weight.shape[0]
+        return dim
 
     def forward_features(self, x: torch.Tensor) -> Parts:
         """Images (N, 3, H, W) -> the L2-normalised shape and colour parts."""
@@ -184,17 +187,26 @@ class ResNet(nn.Module):
         """Shape parts (N, dim) -> leaf logits (N, num_leaves)."""
         return self.head(shape)
 
-    def embedding(self, parts: Parts) -> torch.Tensor:
-        """The served embedding: the parts side by side, colour weighted, L2-normalised."""
-        if parts.colour is None:
-            return parts.shape
-        weight = self.arch.colour_weight
-        return torch.cat([parts.shape, weight * parts.colour], dim=1) / (1 + weight**2) ** 0.5
+    def embedding(self, parts: Parts, leaf_probs: torch.Tensor) -> torch.Tensor:
+        """The served embedding: unit parts side by side, weighted, L2-normalised.
+
+        The parts are the shape vector, the colour vector, and the square roots of the leaf
+        and of the colour probabilities, whose dot product is the Bhattacharyya coefficient
+        of two items' predicted distributions: items the heads place in the same leaf and
+        colour come nearer than their vectors alone would bring them.
+        """
+        weight = self.arch.probability_weight
+        pieces = [parts.shape, weight * leaf_probs.sqrt()]
+        if parts.colour is not None and self.colour_head is not None:
+            colour_probs = torch.softmax(self.colour_head(parts.colour), dim=1)
+            pieces += [self.arch.colour_weight * parts.colour, weight * colour_probs.sqrt()]
+        return F.normalize(torch.cat(pieces, dim=1), dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images -> (embedding, leaf probabilities): what is exported and served."""
         parts = self.forward_features(x)
-        return self.embedding(parts), torch.softmax(self.forward_head(parts.shape), dim=1)
+        probs = torch.softmax(self.forward_head(parts.shape), dim=1)
+        return self.embedding(parts, probs), probs
 
 
 def _scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Trains the encoder from scratch on the taxonomy's leaves, evaluates, exports and registers it.
+"""Trains the encoder on the taxonomy's leaves; evaluates, exports, quantises and registers it.
 
     python -m encoder_svc.train --catalog DIR --taxonomy EXPORT.json --models-dir DIR \\
         [--epochs N] [--seed S] [--batch-size B] [--min-items M] [--threads T] \\
@@ -10,6 +10,7 @@ The new version becomes CURRENT only if it passes the quality gate (registry.jud
 import argparse
 import copy
 import dataclasses
+import json
 import os
 import tempfile
 import time
@@ -26,12 +27,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from catalog.items import open_catalog
-from encoder_svc import dataset, evaluate, export, registry
+from common.errors import InvalidArgument
+from encoder_svc import dataset, evaluate, export, quantize, registry
 from encoder_svc.dataset import Dataset, Labels
 from encoder_svc.model import Arch, CosineHead, Parts, ResNet
 from encoder_svc.preprocess import PreprocessParams, normalise
 
 EMBED_BATCH = 512
+PRECISIONS = ("auto", "bf16", "fp32")
+BF16_FLAGS = {"amx_bf16", "avx512_bf16"}  # /proc/cpuinfo flags of native bfloat16 arithmetic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Recipe:
     min_items: int = 10  # training items a class (leaf, ancestor, colour) needs
     seed: int = 0
     threads: int = 2
+    precision: str = "auto"  # bf16 (autocast), fp32, or auto: bf16 where the CPU computes it
     arch: Arch = dataclasses.field(default_factory=Arch)
 
 
@@ -110,6 +115,8 @@ def train(
         "seconds": seconds,
     }
     version_dir = _register(models_dir, model, labels, params, summary, figures, seen, started)
+    # Before promotion: a server configured for int8 switches to the version only once it has one.
+    quantize.quantize(version_dir, catalog_dir, threads=recipe.threads)
     return version_dir, registry.promote(models_dir, version_dir, gate_margin, force)
 
 
@@ -182,6 +189,7 @@ def fit(
         optimizer, max_lr=recipe.lr, total_steps=steps * recipe.epochs, pct_start=0.2
     )
     average = _Average(model, recipe.ema_decay)
+    bf16 = use_bf16(recipe.precision)
     model.train()
     loss = torch.zeros(())
     with tqdm(total=steps * recipe.epochs, desc="train", unit="step") as bar:
@@ -191,7 +199,9 @@ def fit(
                 rows = torch.from_numpy(order[step * batch : (step + 1) * batch])
                 x = torch.from_numpy(normalise(_augment(images[rows], rng, recipe), params))
                 x = x.contiguous(memory_format=torch.channels_last)
-                loss = _loss(model, model.forward_features(x), _pick(targets, rows), recipe)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    parts = model.forward_features(x)
+                loss = _loss(model, _as_float(parts), _pick(targets, rows), recipe)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -200,6 +210,30 @@ def fit(
                 bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{loss.item():.3f}")
                 bar.update()
     return average.model, round(float(loss.item()), 4)
+
+
+def use_bf16(precision: str) -> bool:
+    """Whether to train in bfloat16: asked for, or `auto` on a CPU with bfloat16 instructions
+    (AMX or AVX512-BF16; measured 1.3x faster a step for the default net, 1.5x for a wider one,
+    at the same held-out accuracy)."""
+    if precision not in PRECISIONS:
+        raise InvalidArgument(f"unknown precision {precision!r}; one of {PRECISIONS}")
+    if precision == "auto":
+        return bool(BF16_FLAGS & _cpu_flags())
+    return precision == "bf16"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: train in fp32
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()}
+
+
+def _as_float(parts: Parts) -> Parts:
+    """The heads and losses run in float32 whatever precision the trunk ran in."""
+    return Parts(parts.shape.float(), None if parts.colour is None else parts.colour.float())
 
 
 def _pick(targets: Targets, rows: torch.Tensor) -> Targets:
@@ -363,10 +397,11 @@ def main() -> None:
     version_dir, verdict = train(
         args.catalog, args.taxonomy, args.models_dir, recipe, args.gate_margin, args.force
     )
-    _print_summary(registry.ModelMeta.load(version_dir), verdict)
+    _print_summary(version_dir, verdict)
 
 
-def _print_summary(meta: registry.ModelMeta, verdict: registry.Verdict) -> None:
+def _print_summary(version_dir: Path, verdict: registry.Verdict) -> None:
+    meta = registry.ModelMeta.load(version_dir)
     figures, items = meta.evaluation, meta.data["items"]
     small = meta.data["small_leaves"]["leaves"]
     print(
@@ -380,6 +415,12 @@ def _print_summary(meta: registry.ModelMeta, verdict: registry.Verdict) -> None:
         f"{figures['searched']})"
     )
     print(f"seconds {meta.training['seconds']}")
+    check = json.loads((version_dir / quantize.FACTS_FILE).read_text())["check"]
+    print(
+        f"int8: P@10 leaf {check['p_at_10_leaf_int8']:.3f} vs fp32 {check['p_at_10_leaf_fp32']:.3f}"
+        f" on {check['held_out_images']} held-out images among themselves; mean cosine to fp32 "
+        f"{check['mean_cosine_fp32_int8']:.4f}"
+    )
     state = "promoted to CURRENT" if verdict.promote else "registered, NOT made CURRENT"
     print(f"{state}: {verdict.reason}")
 

@@ -1,1 +1,1 @@
-"""Offline quality of a model version: retrieval and classification figures, baselines, report."""
+"""Offline quality of a model version's variants: retrieval and top-1 figures, baselines, report."""

@@ -1,7 +1,10 @@
 """Evaluates a model version on a catalog and writes evaluation.json and evaluation.html.
 
-python -m evaluation --catalog DIR --model VERSION_DIR [--variant fp32|int8] [--out DIR]
+python -m evaluation --catalog DIR --model VERSION_DIR [--variant fp32|int8 ...] [--out DIR]
     [--queries N] [--threads T]
+
+By default every variant the version has (fp32, and int8 once `python -m encoder_svc.quantize`
+made model.int8.onnx) is measured in the same run, side by side; `--variant`, repeated, chooses.
 """
 
 import argparse
@@ -17,17 +20,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     parser.add_argument("--model", type=Path, required=True, help="model version folder")
-    parser.add_argument("--variant", choices=sorted(VARIANTS), default="fp32")
     parser.add_argument(
-        "--out", type=Path, help="output folder; default <model>/evaluation[-<variant>]"
+        "--variant",
+        dest="variants",
+        action="append",
+        choices=sorted(VARIANTS),
+        help="a model variant to evaluate, repeatable; default every one the version has",
     )
+    parser.add_argument("--out", type=Path, help="output folder; default <model>/evaluation")
     parser.add_argument("--queries", type=int, help="only the first N held-out items as queries")
     parser.add_argument("--threads", type=int, default=2, help="decoding and onnxruntime threads")
     args = parser.parse_args(argv)
-    suffix = "" if args.variant == "fp32" else f"-{args.variant}"
-    out = args.out or args.model / f"evaluation{suffix}"
+    out = args.out or args.model / "evaluation"
     try:
-        result = evaluate(args.catalog, args.model, args.variant, args.queries, args.threads)
+        result = evaluate(args.catalog, args.model, args.variants, args.queries, args.threads)
     except VisualSearchError as error:
         parser.exit(1, f"evaluation failed: {error}\n")
     print(report.text(result))

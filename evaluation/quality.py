@@ -1,55 +1,70 @@
-"""A model version's quality figures on a catalog, beside plain baselines over the same queries."""
+"""A model version's quality figures on a catalog, each variant beside the others and baselines."""
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from catalog.items import open_catalog
+from catalog.items import CatalogItem, open_catalog
 from catalog.split import is_held_out
 from common import paths
-from common.errors import FailedPrecondition
+from common.errors import FailedPrecondition, InvalidArgument
 from encoder_svc.evaluate import CUTOFF, Retrieval, retrieval, top1_accuracy
-from encoder_svc.runtime import Encoder
+from encoder_svc.runtime import VARIANTS, Encoder
 from evaluation.features import Features, embed_catalog
 
 CURVE = 50  # the P@k curves run k = 1..CURVE
-EMBEDDINGS = ("model", "colour_histogram", "raw_pixels")  # the Features fields compared
+BASELINES = ("colour_histogram", "raw_pixels")  # the Features fields the model is compared with
 WORST = 12  # queries shown in the report's grid
 SHOWN = CUTOFF  # neighbours shown per query
+
+
+def figure_name(variant: str) -> str:
+    """The name of a model variant's entry in the result's "figures", e.g. "model int8"."""
+    return f"model {variant}"
 
 
 def evaluate(
     catalog_dir: Path,
     version_dir: Path,
-    variant: str = "fp32",
+    variants: Sequence[str] | None = None,
     queries: int | None = None,
     threads: int = 2,
 ) -> dict[str, Any]:
-    """Embeds the catalog with a model version and measures retrieval and classification.
+    """Embeds the catalog with each variant of a model version and measures them side by side.
 
-    The held-out items (catalog.split) are the queries, searched by exact cosine search
-    against every decodable item of the catalog, the query itself left out.
+    Each image is decoded once and run through every variant. The held-out items
+    (catalog.split) are the queries, searched by exact cosine search against every decodable
+    item of the catalog, the query itself left out.
 
     Args:
         catalog_dir: the catalog (styles.csv and images).
         version_dir: the model version (model.onnx, model.int8.onnx, meta.json).
-        variant: "fp32" or "int8".
+        variants: the variants to evaluate ("fp32", "int8"); None for fp32 and every other
+            variant whose file the version holds.
         queries: use only the first this many held-out items as queries; None for all.
         threads: decoding and onnxruntime threads.
 
     Returns:
-        JSON-ready figures: "figures" per embedding (model and baselines), "per_master",
+        JSON-ready figures: "variants" evaluated (fp32 first), "figures" per embedding (each
+        variant's "model <variant>", then the baselines), "comparisons" of each further
+        variant with the first ("int8 vs fp32"), the first variant's "per_master" figures and
         "worst" queries with their neighbours, "counts", "seconds" and what was measured.
 
     Raises:
+        InvalidArgument: an empty or unknown choice of variants.
+        NotFound: the version has no file for a chosen variant.
         FailedPrecondition: the catalog has no held-out item with an image.
     """
     started = time.monotonic()
-    encoder = Encoder.load(version_dir, threads, variant=variant)
+    encoders = {
+        variant: Encoder.load(version_dir, threads, variant=variant)
+        for variant in _variants(version_dir, variants)
+    }
     with open_catalog(catalog_dir) as catalog:
-        features = embed_catalog(catalog, encoder, threads)
+        features = embed_catalog(catalog, encoders, threads)
     embedded = time.monotonic()
     (leaves, _), (colours, _), masters = (
         _codes(features, key) for key in ("leaf", "colour", "master")
@@ -57,14 +72,15 @@ def evaluate(
     chosen = _queries(features, queries)
     k = min(CURVE, len(features.items) - 1)
     runs = {
-        name: retrieval(getattr(features, name), leaves, colours, chosen, k) for name in EMBEDDINGS
+        name: retrieval(vectors, leaves, colours, chosen, k)
+        for name, vectors in _embeddings(features).items()
     }
+    first, encoder = next(iter(encoders.items()))
     truth = _truth(features, encoder.leaves)
-    figures = {name: {**run.figures(), **run.curves()} for name, run in runs.items()}
-    figures["model"].update(_top1(features.probs, truth, chosen))
+    figures = _figures(runs, features.probs, truth, chosen)
     return {
         "model_version": encoder.version,
-        "variant": variant,
+        "variants": list(encoders),
         "catalog": str(catalog_dir),
         "model_dir": str(version_dir),
         "counts": {
@@ -75,13 +91,69 @@ def evaluate(
             "neighbours": k,
         },
         "figures": figures,
-        "per_master": _per_master(runs["model"], masters, features.probs, truth),
-        "worst": _worst(runs["model"], features),
+        "comparisons": _comparisons(features, figures),
+        "per_master": _per_master(runs[figure_name(first)], masters, features.probs[first], truth),
+        "worst": _worst(runs[figure_name(first)], features.model[first], features.items),
         "seconds": {
             "embed": round(embedded - started, 1),
             "search": round(time.monotonic() - embedded, 1),
             "total": round(time.monotonic() - started, 1),
         },
+    }
+
+
+def _variants(version_dir: Path, chosen: Sequence[str] | None) -> list[str]:
+    """The variants to evaluate, fp32 first: those chosen, or fp32 and those the version has."""
+    if chosen is None:
+        chosen = [
+            variant
+            for variant, model_file in VARIANTS.items()
+            if variant == "fp32" or (version_dir / model_file).is_file()
+        ]
+    if not chosen:
+        raise InvalidArgument("no model variant to evaluate")
+    return sorted(set(chosen), key=lambda variant: (variant != "fp32", variant))
+
+
+def _embeddings(features: Features) -> dict[str, np.ndarray]:
+    """Every embedding compared, by figure name: the model's variants first, then the baselines."""
+    models = {figure_name(variant): vectors for variant, vectors in features.model.items()}
+    return models | {name: getattr(features, name) for name in BASELINES}
+
+
+def _figures(
+    runs: dict[str, Retrieval], probs: dict[str, np.ndarray], truth: np.ndarray, queries: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """Each embedding's headline figures and P@k curves; each model variant's top-1 as well."""
+    figures = {name: {**run.figures(), **run.curves()} for name, run in runs.items()}
+    for variant, variant_probs in probs.items():
+        figures[figure_name(variant)].update(_top1(variant_probs, truth, queries))
+    return figures
+
+
+def _comparisons(
+    features: Features, figures: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """How each further variant differs from the first: "int8 vs fp32" and the like."""
+    first, *others = features.model
+    p_at_10 = {variant: figures[figure_name(variant)]["p_at_10_leaf"] for variant in features.model}
+    return {
+        f"{other} vs {first}": {
+            "p_at_10_leaf_difference": round(p_at_10[other] - p_at_10[first], 4),
+            **_agreement(features, other, first),
+        }
+        for other in others
+    }
+
+
+def _agreement(features: Features, variant: str, reference: str) -> dict[str, Any]:
+    """How closely two variants agree over every embedded item: vectors and top leaves."""
+    cosines = np.einsum("nd,nd->n", features.model[variant], features.model[reference])
+    top = features.probs[variant].argmax(axis=1) == features.probs[reference].argmax(axis=1)
+    return {
+        "mean_cosine": round(float(cosines.mean()), 5),
+        "top_leaf_agreement": round(float(top.mean()), 4),
+        "items": len(features.items),
     }
 
 
@@ -130,18 +202,17 @@ def _per_master(
     return dict(sorted(rows.items(), key=lambda row: -row[1]["queries"]))
 
 
-def _worst(run: Retrieval, features: Features) -> list[dict[str, Any]]:
+def _worst(run: Retrieval, model: np.ndarray, items: list[CatalogItem]) -> list[dict[str, Any]]:
     """The queries with the lowest P@10 (leaf), then AP@10, the most confidently wrong first."""
-    nearest = features.model[run.neighbours[:, 0]]
-    confidence = np.einsum("qd,qd->q", features.model[run.queries], nearest)
+    confidence = np.einsum("qd,qd->q", model[run.queries], model[run.neighbours[:, 0]])
     order = np.lexsort((-confidence, run.ap_leaf, run.query_precision()))[:WORST]
-    return [_query(run, features, int(row)) for row in order]
+    return [_query(run, model, items, int(row)) for row in order]
 
 
-def _query(run: Retrieval, features: Features, row: int) -> dict[str, Any]:
-    query = features.items[run.queries[row]]
+def _query(run: Retrieval, model: np.ndarray, items: list[CatalogItem], row: int) -> dict[str, Any]:
+    query = items[run.queries[row]]
     shown = run.neighbours[row, :SHOWN]
-    scores = features.model[shown] @ features.model[run.queries[row]]
+    scores = model[shown] @ model[run.queries[row]]
     return {
         "id": query.id,
         "leaf": query.leaf,
@@ -149,9 +220,9 @@ def _query(run: Retrieval, features: Features, row: int) -> dict[str, Any]:
         "p_at_10_leaf": round(float(run.query_precision()[row]), 4),
         "neighbours": [
             {
-                "id": features.items[i].id,
-                "leaf": features.items[i].leaf,
-                "colour": features.items[i].colour,
+                "id": items[i].id,
+                "leaf": items[i].leaf,
+                "colour": items[i].colour,
                 "score": round(float(score), 4),
                 "same_leaf": bool(same),
             }

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.items import open_catalog
+from evaluation.quality import figure_name
 from infra.report import Tile, write_page
 
 JSON_FILE = "evaluation.json"
@@ -30,7 +31,8 @@ def write_json(result: dict[str, Any], out: Path) -> Path:
 
 
 def tables(result: dict[str, Any]) -> tuple[Table, Table]:
-    """The figures as rows of text: the model beside the baselines, then per master category."""
+    """The figures as rows of text: the model's variants beside the baselines, then the first
+    variant per master category."""
     embeddings = [
         _row(NAMES.get(name, name), figures) for name, figures in result["figures"].items()
     ]
@@ -40,18 +42,16 @@ def tables(result: dict[str, Any]) -> tuple[Table, Table]:
 
 def text(result: dict[str, Any]) -> str:
     """A compact plain-text summary for the terminal."""
-    counts, seconds = result["counts"], result["seconds"]
-    model = result["figures"]["model"]
+    counts, first = result["counts"], _first(result)
     embeddings, masters = tables(result)
     lines = [
-        f"model {result['model_version']} ({result['variant']}) on {result['catalog']}: "
-        f"{counts['queries']} held-out queries against {counts['embedded']} items, "
-        f"{seconds['total']:.0f} s (embed {seconds['embed']:.0f} s, "
-        f"search {seconds['search']:.0f} s)",
+        _headline(result),
         _text_table(["embedding", *COLUMNS], embeddings),
+        *_comparisons(result),
         "",
-        _text_table(["model, per masterCategory", *COLUMNS], masters),
-        f"top-1 over {model['top1_queries']} queries; {model['top1_excluded']} excluded "
+        _text_table([f"{first}, per masterCategory", *COLUMNS], masters),
+        f"top-1 over {result['figures'][first]['top1_queries']} queries; "
+        f"{result['figures'][first]['top1_excluded']} excluded "
         f"(leaf not among the model's {counts['model_leaves']})",
     ]
     return "\n".join(lines)
@@ -60,13 +60,15 @@ def text(result: dict[str, Any]) -> str:
 def write_html(result: dict[str, Any], out: Path) -> Path:
     """Writes `<out>/evaluation.html`: the tables, the P@k plot and the worst queries' grid."""
     embeddings, masters = tables(result)
+    first = _first(result)
     preamble = "\n".join(
         [
-            f"<p>{html.escape(text(result).splitlines()[0])}</p>",
+            f"<p>{html.escape(_headline(result))}</p>",
             _html_table(["embedding", *COLUMNS], embeddings),
-            _html_table(["model, per masterCategory", *COLUMNS], masters),
+            *(f"<p>{html.escape(line)}</p>" for line in _comparisons(result)),
+            _html_table([f"{first}, per masterCategory", *COLUMNS], masters),
             f'<img alt="precision at k" src="data:image/png;base64,{_plot(result)}">',
-            "<h2>Worst queries (lowest P@10 leaf)</h2>",
+            f"<h2>Worst queries of {html.escape(first)} (lowest P@10 leaf)</h2>",
         ]
     )
     with open_catalog(result["catalog"]) as catalog:
@@ -77,8 +79,32 @@ def write_html(result: dict[str, Any], out: Path) -> Path:
             )
             for query in result["worst"]
         ]
-    title = f"Evaluation of {result['model_version']} ({result['variant']})"
+    title = f"Evaluation of {result['model_version']} ({', '.join(result['variants'])})"
     return write_page(out / HTML_FILE, title, rows, preamble)
+
+
+def _first(result: dict[str, Any]) -> str:
+    """The figures' name of the variant the per-master rows and the worst queries come from."""
+    return figure_name(result["variants"][0])
+
+
+def _headline(result: dict[str, Any]) -> str:
+    counts, seconds = result["counts"], result["seconds"]
+    return (
+        f"model {result['model_version']} ({', '.join(result['variants'])}) on "
+        f"{result['catalog']}: {counts['queries']} held-out queries against "
+        f"{counts['embedded']} items, {seconds['total']:.0f} s (embed {seconds['embed']:.0f} s, "
+        f"search {seconds['search']:.0f} s)"
+    )
+
+
+def _comparisons(result: dict[str, Any]) -> list[str]:
+    return [
+        f"{name} over {compared['items']} items: P@10 leaf "
+        f"{compared['p_at_10_leaf_difference']:+.4f}, mean cosine {compared['mean_cosine']:.4f}, "
+        f"top leaf agrees {compared['top_leaf_agreement']:.3f}"
+        for name, compared in result["comparisons"].items()
+    ]
 
 
 def _row(name: str, figures: dict[str, Any]) -> list[str]:

@@ -21,6 +21,7 @@ from encoder_svc.runtime import Encoder
 PARAMS = PreprocessParams()
 LEAVES = ["A/B/c", "A/B/d", "A/E/f", "G/H/i"]
 SMALL = Arch(widths=(8, 16), blocks=(1, 1), stem_width=8, dim=16)
+DIM = SMALL.dim + len(LEAVES)  # the served embedding: shape part and leaf probabilities
 MAX_BATCH = 10
 
 
@@ -28,7 +29,7 @@ def _version(root: Path, seed: int) -> Path:
     torch.manual_seed(seed)
     export(ResNet(len(LEAVES), SMALL), root / f"model-{seed}.onnx", PARAMS)
     return registry.register(
-        root / f"models-{seed}", root / f"model-{seed}.onnx", LEAVES, SMALL.dim, PARAMS, {}
+        root / f"models-{seed}", root / f"model-{seed}.onnx", LEAVES, DIM, PARAMS, {}
     )
 
 

@@ -16,6 +16,7 @@ from encoder_svc.runtime import Encoder
 PARAMS = PreprocessParams()
 LEAVES = ["A/B/c", "A/B/d", "A/E/f", "G/H/i"]
 SMALL = Arch(widths=(8, 16), blocks=(1, 1), stem_width=8, dim=16)
+DIM = SMALL.dim + len(LEAVES)  # the served embedding: shape part and leaf probabilities
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +60,18 @@ def test_graph_has_the_served_names_and_a_dynamic_batch_axis(
 
 
 def test_runtime_embeds_any_batch_size(exported: tuple[ResNet, Path], tmp_path: Path) -> None:
-    version_dir = registry.register(tmp_path, exported[1], LEAVES, SMALL.dim, PARAMS, {})
+    version_dir = registry.register(tmp_path, exported[1], LEAVES, DIM, PARAMS, {})
     encoder = Encoder.load(version_dir, threads=1)
     for n in (1, 3, 17):
         embeddings, probs = encoder.embed(_batch(n, seed=n).numpy())
-        assert embeddings.shape == (n, SMALL.dim) and probs.shape == (n, len(LEAVES))
+        assert embeddings.shape == (n, DIM) and probs.shape == (n, len(LEAVES))
         assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
         assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert encoder.device == "cpu" and encoder.version == version_dir.name
 
 
 def test_top_leaves_are_most_probable_first(exported: tuple[ResNet, Path], tmp_path: Path) -> None:
-    version_dir = registry.register(tmp_path, exported[1], LEAVES, SMALL.dim, PARAMS, {})
+    version_dir = registry.register(tmp_path, exported[1], LEAVES, DIM, PARAMS, {})
     encoder = Encoder.load(version_dir)
     top = encoder.top_leaves(np.array([0.1, 0.5, 0.05, 0.35], dtype=np.float32), 3)
     assert [leaf for leaf, _ in top] == ["A/B/d", "G/H/i", "A/B/c"]

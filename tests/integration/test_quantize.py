@@ -20,6 +20,7 @@ from encoder_svc.runtime import Encoder
 PARAMS = PreprocessParams()
 LEAVES = ["A/B/c", "A/B/d", "A/E/f"]
 SMALL = Arch(widths=(8, 16), blocks=(1, 1), stem_width=8, dim=16)
+DIM = SMALL.dim + len(LEAVES)  # the served embedding: shape part and leaf probabilities
 CALIBRATION = 48
 
 
@@ -35,7 +36,7 @@ def version_dir(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> 
     model = ResNet(len(LEAVES), SMALL)
     _give_batch_norm_statistics(model, catalog_dir)
     export(model, root / "model.onnx", PARAMS)
-    return registry.register(root / "models", root / "model.onnx", LEAVES, SMALL.dim, PARAMS, {})
+    return registry.register(root / "models", root / "model.onnx", LEAVES, DIM, PARAMS, {})
 
 
 def _give_batch_norm_statistics(model: ResNet, catalog_dir: Path) -> None:
@@ -85,7 +86,7 @@ def test_int8_embeddings_agree_with_fp32(
 
 def test_a_version_without_int8_says_how_to_make_it(tmp_path: Path, version_dir: Path) -> None:
     bare = registry.register(
-        tmp_path, version_dir / "model.onnx", LEAVES, SMALL.dim, PARAMS, {}, make_current=False
+        tmp_path, version_dir / "model.onnx", LEAVES, DIM, PARAMS, {}, make_current=False
     )
     with pytest.raises(NotFound, match=r"encoder_svc\.quantize"):
         Encoder.load(bare, variant="int8")
