@@ -26,6 +26,20 @@ def top1_accuracy(probs: np.ndarray, truth: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == truth).mean())
 
 
+def agreement(
+    outputs: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray]
+) -> dict[str, float]:
+    """How closely one model's (embeddings, leaf probabilities) follow another's on the same
+    images: the mean cosine of each image's two embeddings and the share of images whose most
+    probable leaf is the same."""
+    cosines = np.einsum("nd,nd->n", outputs[0], reference[0])
+    same_top = outputs[1].argmax(axis=1) == reference[1].argmax(axis=1)
+    return {
+        "mean_cosine": round(float(cosines.mean()), 5),
+        "top_leaf_agreement": round(float(same_top.mean()), 4),
+    }
+
+
 def nearest(embeddings: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Each query's k nearest vectors by exact inner product, the query itself left out.
 

@@ -143,8 +143,7 @@ def _compare(
     queries = np.arange(len(inputs))
     return {
         "held_out_images": len(inputs),
-        "mean_cosine_fp32_int8": round(float((fp32[0] * int8[0]).sum(axis=1).mean()), 5),
-        "top_leaf_agreement": round(float((fp32[1].argmax(1) == int8[1].argmax(1)).mean()), 4),
+        **evaluate.agreement(int8, fp32),
         f"p_at_{CHECK_K}_leaf_fp32": _precision(fp32[0], labels, queries),
         f"p_at_{CHECK_K}_leaf_int8": _precision(int8[0], labels, queries),
         "searched": "the held-out images among themselves",
@@ -185,7 +184,7 @@ def main() -> None:
         f"wrote {args.version_dir / INT8_FILE} ({facts['format']}, "
         f"{'per-channel' if facts['per_channel'] else 'per-tensor'}, calibrated on "
         f"{facts['calibration']['images']} images); on {check['held_out_images']} held-out "
-        f"images: cosine to fp32 {check['mean_cosine_fp32_int8']:.4f}, top leaf agrees "
+        f"images: cosine to fp32 {check['mean_cosine']:.4f}, top leaf agrees "
         f"{check['top_leaf_agreement']:.3f}, P@{CHECK_K} leaf fp32 "
         f"{check[f'p_at_{CHECK_K}_leaf_fp32']:.4f} int8 {check[f'p_at_{CHECK_K}_leaf_int8']:.4f}"
     )

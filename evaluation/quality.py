@@ -11,7 +11,7 @@ from catalog.items import CatalogItem, open_catalog
 from catalog.split import is_held_out
 from common import paths
 from common.errors import FailedPrecondition, InvalidArgument
-from encoder_svc.evaluate import CUTOFF, Retrieval, retrieval, top1_accuracy
+from encoder_svc.evaluate import CUTOFF, Retrieval, agreement, retrieval, top1_accuracy
 from encoder_svc.runtime import VARIANTS, Encoder
 from evaluation.features import Features, embed_catalog
 
@@ -148,13 +148,9 @@ def _comparisons(
 
 def _agreement(features: Features, variant: str, reference: str) -> dict[str, Any]:
     """How closely two variants agree over every embedded item: vectors and top leaves."""
-    cosines = np.einsum("nd,nd->n", features.model[variant], features.model[reference])
-    top = features.probs[variant].argmax(axis=1) == features.probs[reference].argmax(axis=1)
-    return {
-        "mean_cosine": round(float(cosines.mean()), 5),
-        "top_leaf_agreement": round(float(top.mean()), 4),
-        "items": len(features.items),
-    }
+    outputs = (features.model[variant], features.probs[variant])
+    reference_outputs = (features.model[reference], features.probs[reference])
+    return {**agreement(outputs, reference_outputs), "items": len(features.items)}
 
 
 def _codes(features: Features, field: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Serving speed on this machine: torch eager, onnxruntime fp32 and int8, and the Embed RPC.
 
     python -m infra.bench [--catalog DIR] [--version-dir DIR] [--runs 5] [--threads 2]
-        [--clients 16] [--call-images 4]
+        [--clients 16] [--call-images 8]
 
 Prints images per second at batch 1, 8 and 64 for each engine, then the end-to-end Embed
 throughput of concurrent clients against a real encoder server (a subprocess on a free
@@ -100,7 +100,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5, help="runs of which medians are shown")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads of each engine")
     parser.add_argument("--clients", type=int, default=16, help="concurrent Embed callers")
-    parser.add_argument("--call-images", type=int, default=4, help="images per Embed call")
+    parser.add_argument(
+        "--call-images",
+        type=int,
+        default=8,
+        help="images per Embed call; 16 x 8 keeps two batches of 64 in flight, so the server "
+        "decodes one while the model runs the other",
+    )
     return parser.parse_args()
 
 
