@@ -29,9 +29,16 @@ def top1_accuracy(probs: np.ndarray, truth: np.ndarray) -> float:
 def agreement(
     outputs: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, float]:
-    """How closely one model's (embeddings, leaf probabilities) follow another's on the same
-    images: the mean cosine of each image's two embeddings and the share of images whose most
-    probable leaf is the same."""
+    """How closely one model's outputs follow another's on the same images.
+
+    Args:
+        outputs: (embeddings (N, dim), unit rows; leaf probabilities (N, leaves)).
+        reference: the same from the reference model, same images in the same order.
+
+    Returns:
+        "mean_cosine" of each image's two embeddings and "top_leaf_agreement", the share of
+        images whose most probable leaf is the same, both rounded for reports.
+    """
     cosines = np.einsum("nd,nd->n", outputs[0], reference[0])
     same_top = outputs[1].argmax(axis=1) == reference[1].argmax(axis=1)
     return {

@@ -99,6 +99,17 @@ def max_difference(model: ResNet, path: Path, inputs: list[torch.Tensor]) -> flo
     return worst
 
 
+def build(meta: ModelMeta) -> ResNet:
+    """A version's torch network, untrained: its recorded architecture, leaves and heads."""
+    heads = meta.training["heads"]
+    return ResNet(
+        len(meta.leaves),
+        Arch.from_dict(meta.training["recipe"]["arch"]),
+        levels=tuple(len(classes) for classes in heads["levels"]),
+        colours=len(heads["colours"]),
+    )
+
+
 def load_torch(version_dir: Path) -> ResNet:
     """Rebuilds a registered version's torch network from its meta.json and model.pt.
 
@@ -114,13 +125,6 @@ def load_torch(version_dir: Path) -> ResNet:
     weights = version_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise NotFound(f"model version {version_dir} has no torch weights {WEIGHTS_FILE}")
-    meta = ModelMeta.load(version_dir)
-    heads = meta.training["heads"]
-    model = ResNet(
-        len(meta.leaves),
-        Arch.from_dict(meta.training["recipe"]["arch"]),
-        levels=tuple(len(classes) for classes in heads["levels"]),
-        colours=len(heads["colours"]),
-    )
+    model = build(ModelMeta.load(version_dir))
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval()

@@ -18,7 +18,7 @@ class Arch:
     dim: int = 128  # the shape part of the embedding
     colour_dim: int = 32  # the colour part, present when the model has a colour head
     colour_weight: float = 0.7  # the colour part's length in the embedding, the shape's being 1
-    probability_weight: float = 1.0  # the length of each head's probability part (see embedding)
+    probability_weight: float = 1.0  # each head's probability part's length; 0 leaves them out
     logit_scale: float = 16.0
     colour_heads: int = 4  # attention maps of the colour branch
     colour_grad: float = 0.1  # share of the colour loss's gradient reaching the shared stages
@@ -29,7 +29,9 @@ class Arch:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Arch":
         fields = {field.name for field in dataclasses.fields(cls)}
-        known: dict[str, Any] = {
+        # Versions from before the probability parts existed embed without them.
+        known: dict[str, Any] = {"probability_weight": 0.0}
+        known |= {
             key: tuple(value) if isinstance(value, list) else value
             for key, value in raw.items()
             if key in fields
@@ -166,9 +168,10 @@ class ResNet(nn.Module):
     @property
     def dim(self) -> int:
         """The served embedding's dimension."""
-        dim = self.arch.dim + self.num_leaves
+        with_probs = self.arch.probability_weight > 0
+        dim = self.arch.dim + (self.num_leaves if with_probs else 0)
         if self.colour_head is not None:
-            dim += self.arch.colour_dim + self.colour_head.weight.shape[0]
+            dim += self.arch.colour_dim + (self.colour_head.weight.shape[0] if with_probs else 0)
         return dim
 
     def forward_features(self, x: torch.Tensor) -> Parts:
@@ -187,7 +190,9 @@ class ResNet(nn.Module):
         """Shape parts (N, dim) -> leaf logits (N, num_leaves)."""
         return self.head(shape)
 
-    def embedding(self, parts: Parts, leaf_probs: torch.Tensor) -> torch.Tensor:
+    def embedding(
+        self, parts: Parts, leaf_probs: torch.Tensor, colour_probs: torch.Tensor | None
+    ) -> torch.Tensor:
         """The served embedding: unit parts side by side, weighted, L2-normalised.
 
         The parts are the shape vector, the colour vector, and the square roots of the leaf
@@ -196,17 +201,23 @@ class ResNet(nn.Module):
         colour come nearer than their vectors alone would bring them.
         """
         weight = self.arch.probability_weight
-        pieces = [parts.shape, weight * leaf_probs.sqrt()]
-        if parts.colour is not None and self.colour_head is not None:
-            colour_probs = torch.softmax(self.colour_head(parts.colour), dim=1)
-            pieces += [self.arch.colour_weight * parts.colour, weight * colour_probs.sqrt()]
+        pieces = [parts.shape]
+        if parts.colour is not None:
+            pieces.append(self.arch.colour_weight * parts.colour)
+        if weight > 0:
+            pieces += [
+                weight * probs.sqrt() for probs in (leaf_probs, colour_probs) if probs is not None
+            ]
         return F.normalize(torch.cat(pieces, dim=1), dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images -> (embedding, leaf probabilities): what is exported and served."""
         parts = self.forward_features(x)
         probs = torch.softmax(self.forward_head(parts.shape), dim=1)
-        return self.embedding(parts, probs), probs
+        colour_probs = None
+        if parts.colour is not None and self.colour_head is not None:
+            colour_probs = torch.softmax(self.colour_head(parts.colour), dim=1)
+        return self.embedding(parts, probs, colour_probs), probs
 
 
 def _scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:

@@ -179,13 +179,17 @@ def main() -> None:
         not args.per_tensor,
         args.threads,
     )
+    print(f"wrote {args.version_dir / INT8_FILE}; {describe(facts)}")
+
+
+def describe(facts: dict[str, Any]) -> str:
+    """One line on how an int8 model was made and how closely it follows fp32."""
     check = facts["check"]
-    print(
-        f"wrote {args.version_dir / INT8_FILE} ({facts['format']}, "
-        f"{'per-channel' if facts['per_channel'] else 'per-tensor'}, calibrated on "
-        f"{facts['calibration']['images']} images); on {check['held_out_images']} held-out "
-        f"images: cosine to fp32 {check['mean_cosine']:.4f}, top leaf agrees "
-        f"{check['top_leaf_agreement']:.3f}, P@{CHECK_K} leaf fp32 "
+    return (
+        f"int8 ({facts['format']}, {'per-channel' if facts['per_channel'] else 'per-tensor'}, "
+        f"calibrated on {facts['calibration']['images']} images); on "
+        f"{check['held_out_images']} held-out images: cosine to fp32 {check['mean_cosine']:.4f}, "
+        f"top leaf agrees {check['top_leaf_agreement']:.3f}, P@{CHECK_K} leaf fp32 "
         f"{check[f'p_at_{CHECK_K}_leaf_fp32']:.4f} int8 {check[f'p_at_{CHECK_K}_leaf_int8']:.4f}"
     )
 

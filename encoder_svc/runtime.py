@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from common.errors import InvalidArgument, NotFound
+from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from encoder_svc.preprocess import PreprocessParams
 from encoder_svc.registry import MODEL_FILE, ModelMeta
 
@@ -45,6 +45,7 @@ class Encoder:
         Raises:
             InvalidArgument: an unknown variant.
             NotFound: the version has no file for the variant.
+            FailedPrecondition: the file's embedding width is not the meta's dimension.
         """
         if variant not in VARIANTS:
             raise InvalidArgument(f"unknown model variant {variant!r}; one of {sorted(VARIANTS)}")
@@ -58,7 +59,14 @@ class Encoder:
         session = ort.InferenceSession(
             str(model_file), sess_options=session_options(threads, spin_us), providers=providers
         )
-        return cls(session, ModelMeta.load(version_dir))
+        meta = ModelMeta.load(version_dir)
+        width = session.get_outputs()[0].shape[1]
+        if width != meta.dim:
+            raise FailedPrecondition(
+                f"model version {version_dir} says its embeddings have {meta.dim} dimensions "
+                f"but {model_file.name} makes {width}"
+            )
+        return cls(session, meta)
 
     @property
     def version(self) -> str:

@@ -2,7 +2,7 @@
 
     python -m encoder_svc.train --catalog DIR --taxonomy EXPORT.json --models-dir DIR \\
         [--epochs N] [--seed S] [--batch-size B] [--min-items M] [--threads T] \\
-        [--gate-margin X] [--force]
+        [--precision auto|bf16|fp32] [--gate-margin X] [--force]
 
 The new version becomes CURRENT only if it passes the quality gate (registry.judge).
 """
@@ -27,15 +27,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from catalog.items import open_catalog
-from common.errors import InvalidArgument
-from encoder_svc import dataset, evaluate, export, quantize, registry
+from encoder_svc import dataset, evaluate, export, precision, quantize, registry
 from encoder_svc.dataset import Dataset, Labels
 from encoder_svc.model import Arch, CosineHead, Parts, ResNet
 from encoder_svc.preprocess import PreprocessParams, normalise
 
 EMBED_BATCH = 512
-PRECISIONS = ("auto", "bf16", "fp32")
-BF16_FLAGS = {"amx_bf16", "avx512_bf16"}  # /proc/cpuinfo flags of native bfloat16 arithmetic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +52,9 @@ class Recipe:
     min_items: int = 10  # training items a class (leaf, ancestor, colour) needs
     seed: int = 0
     threads: int = 2
-    precision: str = "auto"  # bf16 (autocast), fp32, or auto: bf16 where the CPU computes it
+    precision: str = (
+        "auto"  # bf16 (autocast), fp32, or auto (precision.resolve); meta records which
+    )
     arch: Arch = dataclasses.field(default_factory=Arch)
 
 
@@ -75,7 +74,8 @@ def train(
     gate_margin: float = registry.GATE_MARGIN,
     force: bool = False,
 ) -> tuple[Path, registry.Verdict]:
-    """Trains, evaluates on the held-out items, exports to ONNX, registers and gates a version.
+    """Trains, evaluates on the held-out items, exports to ONNX, quantises to int8, registers
+    and gates a version.
 
     Args:
         catalog_dir: the catalog (images, colours).
@@ -89,6 +89,7 @@ def train(
         The new version's directory and the gate's verdict (CURRENT moved if it promotes).
     """
     started = time.monotonic()
+    recipe = dataclasses.replace(recipe, precision=precision.resolve(recipe.precision))
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
     taxonomy = dataset.read_export(taxonomy_file)
@@ -189,7 +190,7 @@ def fit(
         optimizer, max_lr=recipe.lr, total_steps=steps * recipe.epochs, pct_start=0.2
     )
     average = _Average(model, recipe.ema_decay)
-    bf16 = use_bf16(recipe.precision)
+    arithmetic = precision.resolve(recipe.precision)
     model.train()
     loss = torch.zeros(())
     with tqdm(total=steps * recipe.epochs, desc="train", unit="step") as bar:
@@ -199,9 +200,9 @@ def fit(
                 rows = torch.from_numpy(order[step * batch : (step + 1) * batch])
                 x = torch.from_numpy(normalise(_augment(images[rows], rng, recipe), params))
                 x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                with precision.autocast(arithmetic):
                     parts = model.forward_features(x)
-                loss = _loss(model, _as_float(parts), _pick(targets, rows), recipe)
+                loss = _loss(model, precision.as_float(parts), _pick(targets, rows), recipe)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -210,30 +211,6 @@ def fit(
                 bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{loss.item():.3f}")
                 bar.update()
     return average.model, round(float(loss.item()), 4)
-
-
-def use_bf16(precision: str) -> bool:
-    """Whether to train in bfloat16: asked for, or `auto` on a CPU with bfloat16 instructions
-    (AMX or AVX512-BF16; measured 1.3x faster a step for the default net, 1.5x for a wider one,
-    at the same held-out accuracy)."""
-    if precision not in PRECISIONS:
-        raise InvalidArgument(f"unknown precision {precision!r}; one of {PRECISIONS}")
-    if precision == "auto":
-        return bool(BF16_FLAGS & _cpu_flags())
-    return precision == "bf16"
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: train in fp32
-        return set()
-    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()}
-
-
-def _as_float(parts: Parts) -> Parts:
-    """The heads and losses run in float32 whatever precision the trunk ran in."""
-    return Parts(parts.shape.float(), None if parts.colour is None else parts.colour.float())
 
 
 def _pick(targets: Targets, rows: torch.Tensor) -> Targets:
@@ -379,6 +356,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads")
     parser.add_argument(
+        "--precision",
+        choices=precision.PRECISIONS,
+        default=defaults.precision,
+        help="training arithmetic; auto: bf16 on a CPU with AMX or AVX512-BF16, else fp32",
+    )
+    parser.add_argument(
         "--gate-margin",
         type=float,
         default=registry.GATE_MARGIN,
@@ -393,6 +376,7 @@ def main() -> None:
         batch_size=args.batch_size,
         min_items=args.min_items,
         threads=args.threads,
+        precision=args.precision,
     )
     version_dir, verdict = train(
         args.catalog, args.taxonomy, args.models_dir, recipe, args.gate_margin, args.force
@@ -415,12 +399,7 @@ def _print_summary(version_dir: Path, verdict: registry.Verdict) -> None:
         f"{figures['searched']})"
     )
     print(f"seconds {meta.training['seconds']}")
-    check = json.loads((version_dir / quantize.FACTS_FILE).read_text())["check"]
-    print(
-        f"int8: P@10 leaf {check['p_at_10_leaf_int8']:.3f} vs fp32 {check['p_at_10_leaf_fp32']:.3f}"
-        f" on {check['held_out_images']} held-out images among themselves; mean cosine to fp32 "
-        f"{check['mean_cosine']:.4f}"
-    )
+    print(quantize.describe(json.loads((version_dir / quantize.FACTS_FILE).read_text())))
     state = "promoted to CURRENT" if verdict.promote else "registered, NOT made CURRENT"
     print(f"{state}: {verdict.reason}")
 

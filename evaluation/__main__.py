@@ -27,11 +27,16 @@ def main(argv: list[str] | None = None) -> None:
         choices=sorted(VARIANTS),
         help="a model variant to evaluate, repeatable; default every one the version has",
     )
-    parser.add_argument("--out", type=Path, help="output folder; default <model>/evaluation")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output folder; default <model>/evaluation, or evaluation-<variants> for a choice",
+    )
     parser.add_argument("--queries", type=int, help="only the first N held-out items as queries")
     parser.add_argument("--threads", type=int, default=2, help="decoding and onnxruntime threads")
     args = parser.parse_args(argv)
-    out = args.out or args.model / "evaluation"
+    chosen = "-".join(sorted(set(args.variants or [])))
+    out = args.out or args.model / ("evaluation" + (f"-{chosen}" if chosen else ""))
     try:
         result = evaluate(args.catalog, args.model, args.variants, args.queries, args.threads)
     except VisualSearchError as error:

@@ -15,7 +15,7 @@ from evaluation import baselines
 
 BATCH = 256  # images per model call
 
-Parts = defaultdict[str, list[np.ndarray]]
+Chunks = defaultdict[tuple[str, str], list[np.ndarray]]  # (output, variant) -> batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +41,11 @@ def embed_catalog(catalog: Catalog, encoders: dict[str, Encoder], threads: int =
     Returns:
         The vectors of the items whose image decodes.
     """
+    if not encoders:
+        raise InvalidArgument("no model variant to embed the catalog with")
     params = next(iter(encoders.values())).params
     items: list[CatalogItem] = []
-    parts: Parts = defaultdict(list)
+    chunks: Chunks = defaultdict(list)
     with (
         ThreadPoolExecutor(threads) as pool,
         tqdm(total=len(catalog), desc="embed", unit="img") as bar,
@@ -54,17 +56,17 @@ def embed_catalog(catalog: Catalog, encoders: dict[str, Encoder], threads: int =
             kept = [image for image in images if image is not None]
             items += [item for item, image in zip(batch, images, strict=True) if image is not None]
             if kept:
-                _add(parts, np.stack(kept), params, encoders)
+                _add(chunks, np.stack(kept), params, encoders)
             bar.update(len(batch))
     if not items:
         raise InvalidArgument(f"no image of catalog {catalog.root} decodes")
-    joined = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    joined = {key: np.concatenate(batches) for key, batches in chunks.items()}
     return Features(
         items=items,
-        model={variant: joined[f"model {variant}"] for variant in encoders},
-        probs={variant: joined[f"probs {variant}"] for variant in encoders},
-        colour_histogram=joined["hist"],
-        raw_pixels=baselines.centred(joined["pix"]),
+        model={variant: joined["model", variant] for variant in encoders},
+        probs={variant: joined["probs", variant] for variant in encoders},
+        colour_histogram=joined["hist", ""],
+        raw_pixels=baselines.centred(joined["pix", ""]),
         undecodable=len(catalog) - len(items),
     )
 
@@ -77,12 +79,12 @@ def _decode(catalog: Catalog, params: PreprocessParams, item: CatalogItem) -> np
 
 
 def _add(
-    parts: Parts, images: np.ndarray, params: PreprocessParams, encoders: dict[str, Encoder]
+    chunks: Chunks, images: np.ndarray, params: PreprocessParams, encoders: dict[str, Encoder]
 ) -> None:
     inputs = normalise(images, params)
     for variant, encoder in encoders.items():
         embeddings, probs = encoder.embed(inputs)
-        parts[f"model {variant}"].append(embeddings)
-        parts[f"probs {variant}"].append(probs)
-    parts["hist"].append(baselines.colour_histogram(images))
-    parts["pix"].append(baselines.downscaled(images))
+        chunks["model", variant].append(embeddings)
+        chunks["probs", variant].append(probs)
+    chunks["hist", ""].append(baselines.colour_histogram(images))
+    chunks["pix", ""].append(baselines.downscaled(images))

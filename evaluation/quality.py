@@ -1,7 +1,6 @@
 """A model version's quality figures on a catalog, each variant beside the others and baselines."""
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ def figure_name(variant: str) -> str:
 def evaluate(
     catalog_dir: Path,
     version_dir: Path,
-    variants: Sequence[str] | None = None,
+    variants: list[str] | None = None,
     queries: int | None = None,
     threads: int = 2,
 ) -> dict[str, Any]:
@@ -102,7 +101,7 @@ def evaluate(
     }
 
 
-def _variants(version_dir: Path, chosen: Sequence[str] | None) -> list[str]:
+def _variants(version_dir: Path, chosen: list[str] | None) -> list[str]:
     """The variants to evaluate, fp32 first: those chosen, or fp32 and those the version has."""
     if chosen is None:
         chosen = [

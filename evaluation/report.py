@@ -15,7 +15,6 @@ from infra.report import Tile, write_page
 JSON_FILE = "evaluation.json"
 HTML_FILE = "evaluation.html"
 NAMES = {
-    "model": "model",
     "colour_histogram": "colour histogram 8x8x8",
     "raw_pixels": "raw pixels 16x12",
 }
@@ -47,7 +46,7 @@ def text(result: dict[str, Any]) -> str:
     lines = [
         _headline(result),
         _text_table(["embedding", *COLUMNS], embeddings),
-        *_comparisons(result),
+        *_comparison_lines(result),
         "",
         _text_table([f"{first}, per masterCategory", *COLUMNS], masters),
         f"top-1 over {result['figures'][first]['top1_queries']} queries; "
@@ -65,7 +64,7 @@ def write_html(result: dict[str, Any], out: Path) -> Path:
         [
             f"<p>{html.escape(_headline(result))}</p>",
             _html_table(["embedding", *COLUMNS], embeddings),
-            *(f"<p>{html.escape(line)}</p>" for line in _comparisons(result)),
+            *(f"<p>{html.escape(line)}</p>" for line in _comparison_lines(result)),
             _html_table([f"{first}, per masterCategory", *COLUMNS], masters),
             f'<img alt="precision at k" src="data:image/png;base64,{_plot(result)}">',
             f"<h2>Worst queries of {html.escape(first)} (lowest P@10 leaf)</h2>",
@@ -98,7 +97,7 @@ def _headline(result: dict[str, Any]) -> str:
     )
 
 
-def _comparisons(result: dict[str, Any]) -> list[str]:
+def _comparison_lines(result: dict[str, Any]) -> list[str]:
     return [
         f"{name} over {compared['items']} items: P@10 leaf "
         f"{compared['p_at_10_leaf_difference']:+.4f}, mean cosine {compared['mean_cosine']:.4f}, "

@@ -86,9 +86,14 @@ class Partition:
             k: how many neighbours to return at most.
             exclude: item ids never returned (asked of the backend as extra neighbours).
         """
+        if query.ndim != 1:
+            raise InvalidArgument(f"query of shape {query.shape} is not one vector")
         if query.shape != (self.dim,):
-            raise InvalidArgument(
-                f"query of shape {query.shape} for partition {self.name!r} of dimension {self.dim}"
+            # The request is well formed; this partition was built by another model version.
+            raise FailedPrecondition(
+                f"query of dimension {query.shape[0]} for partition {self.name!r}, built by model "
+                f"version {self.model_version!r} with dimension {self.dim}: re-ingest the "
+                "catalog with the encoder's current version"
             )
         wanted = min(k + sum(1 for item_id in exclude if item_id in self._labels), len(self))
         if wanted <= 0:

@@ -13,7 +13,6 @@ ratio is the median of the runs' ratios. A benchmark, not a test: it asserts not
 import argparse
 import asyncio
 import contextlib
-import itertools
 import os
 import statistics
 import tempfile
@@ -28,19 +27,15 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
-import onnx
 import torch
-from onnx import numpy_helper
-from torch import nn
 
 from catalog.generate import generate
 from catalog.items import open_catalog
 from common import clients
 from common import config as cluster_config
-from common.errors import FailedPrecondition
-from encoder_svc import quantize, registry
-from encoder_svc.export import TOLERANCE, max_difference
-from encoder_svc.model import Arch, ResNet
+from common.errors import FailedPrecondition, NotFound
+from encoder_svc import export, quantize, registry
+from encoder_svc.model import ResNet
 from encoder_svc.preprocess import Limits, decode, normalise
 from encoder_svc.registry import ModelMeta
 from encoder_svc.runtime import SPIN_US, VARIANTS, Encoder
@@ -104,8 +99,8 @@ def _arguments() -> argparse.Namespace:
         "--call-images",
         type=int,
         default=8,
-        help="images per Embed call; 16 x 8 keeps two batches of 64 in flight, so the server "
-        "decodes one while the model runs the other",
+        help="images per Embed call; clients x images should hold two of the server's batches, "
+        "so that it decodes one while the model runs the other",
     )
     return parser.parse_args()
 
@@ -125,75 +120,11 @@ def _current(catalog_dir: Path) -> Path:
 
 
 def _torch_model(version_dir: Path, meta: ModelMeta) -> tuple[ResNet, str]:
-    """The version's network rebuilt in torch from its recorded architecture and ONNX weights.
-
-    Returns:
-        The model in eval mode, and where its weights came from.
-    """
-    recorded: dict[str, Any] = meta.training.get("recipe", {}).get("arch", {})
-    fields: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()
-    }
-    arch = Arch(**fields)
-    model = ResNet(len(meta.leaves), arch).eval()
-    shape = (3, meta.preprocess.height, meta.preprocess.width)
+    """The version's network in torch, as trained (model.pt), in eval mode, and what it is."""
     try:
-        _load_onnx_weights(model, version_dir / registry.MODEL_FILE, shape)
-        diff = max_difference(model, version_dir / registry.MODEL_FILE, [torch.randn(4, *shape)])
-    except (ValueError, KeyError, IndexError, RuntimeError) as error:
-        diff, why = float("inf"), str(error)
-    else:
-        why = f"outputs differ from onnxruntime by {diff:.1e}"
-    if diff <= TOLERANCE:
-        return model, f"{arch} with the version's weights read back from model.onnx ({why})"
-    return model, (
-        f"{arch}, weights not recoverable from model.onnx ({why}): speed does not depend on "
-        "weight values"
-    )
-
-
-def _load_onnx_weights(model: ResNet, path: Path, shape: tuple[int, int, int]) -> None:
-    """Copies the exported weights into `model`: each Conv of the graph carries its batch norm
-    folded in, so the torch conv gets the folded kernel and its batch norm the identity plus
-    the folded bias."""
-    graph = onnx.load(str(path)).graph
-    weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    convs = [node for node in graph.node if node.op_type == "Conv"]
-    pairs = _conv_norm_pairs(model, shape)
-    if len(convs) != len(pairs):
-        raise ValueError(f"{len(convs)} convolutions in the graph, {len(pairs)} in the model")
-    with torch.no_grad():
-        for node, (conv, norm) in zip(convs, pairs, strict=True):
-            conv.weight.copy_(torch.tensor(weights[node.input[1]]))
-            norm.weight.fill_(1.0)
-            norm.bias.copy_(torch.tensor(weights[node.input[2]]))
-            norm.reset_running_stats()  # mean 0, variance 1
-            norm.eps = 0.0  # so that it divides by exactly 1
-        for name in ("embed.weight", "embed.bias", "head.weight"):
-            model.get_parameter(name).copy_(torch.tensor(weights[name]))
-
-
-def _conv_norm_pairs(
-    model: ResNet, shape: tuple[int, int, int]
-) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
-    """Each convolution with the batch norm after it, in the order a forward pass runs them."""
-    modules = list(model.modules())
-    norm_of = {
-        id(conv): norm
-        for conv, norm in itertools.pairwise(modules)
-        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
-    }
-    order: list[nn.Conv2d] = []
-    hooks = [
-        module.register_forward_hook(lambda module, *_: order.append(module))
-        for module in modules
-        if isinstance(module, nn.Conv2d)
-    ]
-    with torch.no_grad():
-        model(torch.zeros(1, *shape))
-    for hook in hooks:
-        hook.remove()
-    return [(conv, norm_of[id(conv)]) for conv in order]
+        return export.load_torch(version_dir), f"{version_dir / export.WEIGHTS_FILE}"
+    except NotFound as error:
+        return export.build(meta).eval(), f"random weights ({error}): speed does not depend on them"
 
 
 def _torch_runner(model: ResNet) -> Run:
@@ -315,7 +246,8 @@ def _print_rpc(figures: dict[str, list[float]], args: argparse.Namespace) -> Non
     settings = cluster_config.load().encoder
     batch = settings.batch_images
     print(
-        f"\nEmbed RPC: {args.clients} concurrent clients x {args.call_images} images per call; "
+        f"\nEmbed RPC: {args.clients} concurrent clients x {args.call_images} images per call "
+        f"({args.clients * args.call_images} in flight); "
         f"the server batches up to {batch} images or {settings.batch_wait_ms} ms, decodes on "
         f"{settings.decode_threads} threads, runs fp32 on {args.threads} onnxruntime threads"
     )

@@ -29,6 +29,7 @@ from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
 ROOT = Path(__file__).resolve().parents[2]
 LEAVES = ["Apparel/Topwear/Shirts", "Apparel/Topwear/Tshirts", "Footwear/Shoes/Boots"]
 ARCH = Arch(widths=(8, 16), blocks=(1, 1), stem_width=8, dim=16)
+DIM = ARCH.dim + len(LEAVES)  # the served embedding: shape part and leaf probabilities
 MAX_BATCH = 4
 TIMEOUT_S = 10.0
 
@@ -60,7 +61,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root / "models",
         root / "model.onnx",
         LEAVES,
-        ARCH.dim,
+        DIM,
         PreprocessParams(),
         {"note": "untrained, for the server test"},
     )
@@ -103,7 +104,7 @@ def test_get_model_says_what_is_loaded(
 ) -> None:
     info = stub.GetModel(encoder_pb2.GetModelRequest(), timeout=TIMEOUT_S)
     assert info.model_version == registry.current(models_dir).name
-    assert info.dim == ARCH.dim
+    assert info.dim == DIM
     assert list(info.leaves) == LEAVES
     assert info.device == "cpu"
 
@@ -111,7 +112,7 @@ def test_get_model_says_what_is_loaded(
 def test_embed_fails_bad_images_alone(stub: encoder_pb2_grpc.EncoderStub) -> None:
     images = [_image("JPEG", (60, 80)), b"plain text", _image("PNG", (300, 200), "L"), b""]
     answer = stub.Embed(encoder_pb2.EmbedRequest(images=images), timeout=TIMEOUT_S)
-    assert answer.dim == ARCH.dim and answer.model_version
+    assert answer.dim == DIM and answer.model_version
     kinds = [result.WhichOneof("outcome") for result in answer.results]
     assert kinds == ["embedding", "error", "embedding", "error"]
     for index in (1, 3):
@@ -119,7 +120,7 @@ def test_embed_fails_bad_images_alone(stub: encoder_pb2_grpc.EncoderStub) -> Non
         assert error.code == "INVALID_ARGUMENT" and error.index == index and error.message
     for index in (0, 2):
         embedding = answer.results[index].embedding
-        vector = from_bytes(embedding.vector, ARCH.dim)
+        vector = from_bytes(embedding.vector, DIM)
         assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
         probs = [leaf.prob for leaf in embedding.leaves]
         assert len(probs) == len(LEAVES) and probs == sorted(probs, reverse=True)
@@ -152,7 +153,7 @@ def _noise(seed: int) -> bytes:
 
 
 def _vectors(answer: encoder_pb2.EmbedResponse) -> list[np.ndarray]:
-    return [from_bytes(result.embedding.vector, ARCH.dim) for result in answer.results]
+    return [from_bytes(result.embedding.vector, DIM) for result in answer.results]
 
 
 def test_concurrent_calls_each_get_their_own_results(stub: encoder_pb2_grpc.EncoderStub) -> None:

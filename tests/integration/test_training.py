@@ -13,13 +13,12 @@ from catalog.generate import generate
 from catalog.items import open_catalog
 from catalog.split import is_held_out
 from common import paths
-from common.errors import InvalidArgument
 from encoder_svc import quantize, registry
 from encoder_svc.embedder import Embedded, Embedder, Refused
 from encoder_svc.export import TOLERANCE, load_torch, max_difference
 from encoder_svc.preprocess import Limits
 from encoder_svc.runtime import Encoder
-from encoder_svc.train import Recipe, train, use_bf16
+from encoder_svc.train import Recipe, train
 
 RENAMED = ("Footwear/Sandal/Flip Flops", "Footwear/Sandal/Slippers")
 STARVED = "Accessories/Watches/Digital"
@@ -92,10 +91,11 @@ def test_training_registers_a_current_version_with_its_meta(root: Path, trained:
     models_dir = trained.parent
     assert registry.current(models_dir) == trained
     assert (trained / registry.MODEL_FILE).stat().st_size > 0
-    assert (trained / quantize.INT8_FILE).stat().st_size > 0  # made before it became CURRENT
+    assert (trained / quantize.INT8_FILE).stat().st_size > 0  # a CURRENT version has int8 too
     meta = registry.ModelMeta.load(trained)
     assert meta.version == trained.name
     assert meta.training["recipe"]["epochs"] == 2
+    assert meta.training["recipe"]["precision"] in ("bf16", "fp32")  # "auto", resolved
     for figure in registry.GATED:
         assert 0.0 <= meta.evaluation[figure] <= 1.0
     assert meta.data["catalog"] == str((root / "catalog").resolve())
@@ -129,7 +129,8 @@ def test_the_torch_weights_rebuild_the_exported_model(trained: Path) -> None:
     model = load_torch(trained)
     batch = torch.randn(3, 3, 80, 60, generator=torch.Generator().manual_seed(1))
     assert max_difference(model, trained / registry.MODEL_FILE, [batch]) <= TOLERANCE
-    assert model.dim == registry.ModelMeta.load(trained).dim
+    served = Encoder.load(trained, threads=1).embed(batch.numpy())[0]
+    assert served.shape == (3, model.dim) == (3, registry.ModelMeta.load(trained).dim)
 
 
 @pytest.mark.slow
@@ -143,9 +144,3 @@ def test_the_version_serves_the_catalog_images(root: Path, trained: Path) -> Non
     assert len(vectors) == 4
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert isinstance(answer.results[4], Refused) and answer.results[4].index == 4
-
-
-def test_precision_is_bf16_or_fp32_when_asked_and_refuses_others() -> None:
-    assert use_bf16("bf16") and not use_bf16("fp32")
-    with pytest.raises(InvalidArgument, match="unknown precision 'fp16'"):
-        use_bf16("fp16")

@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-from common.errors import InvalidArgument, NotFound
+from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from index_svc.backend import KINDS, make_backend
 from index_svc.partition import Partition
 
@@ -148,11 +148,15 @@ def test_partition_delete_counts_and_forgets(kind: str) -> None:
     assert "item-1" not in [item_id for item_id, _, _ in partition.search(vectors[1], 10)]
 
 
-def test_partition_refuses_a_query_of_another_dimension(kind: str) -> None:
+def test_partition_refuses_a_query_of_another_dimension_naming_its_model_version(
+    kind: str,
+) -> None:
     partition, _ = _partition(kind)
 
-    with pytest.raises(InvalidArgument, match="dimension"):
+    with pytest.raises(FailedPrecondition, match=f"model version '{partition.model_version}'"):
         partition.search(np.ones(DIM + 1, dtype=np.float32), 3)
+    with pytest.raises(InvalidArgument, match="not one vector"):
+        partition.search(np.ones((2, DIM), dtype=np.float32), 3)
 
 
 def test_partition_save_and_load_keeps_ids_leaves_and_labels(kind: str, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.errors import InvalidArgument
+from common.errors import FailedPrecondition, InvalidArgument
 from index_svc.record import Record
 from index_svc.shard import Shard
 
@@ -121,12 +121,12 @@ def test_search_skips_excluded_ids(shard: Shard) -> None:
     assert len(hits) == 3 and "t3" not in {hit.item_id for hit in hits}
 
 
-def test_search_refuses_bad_k_and_wrong_dimension(shard: Shard) -> None:
+def test_search_refuses_bad_k_and_a_query_of_another_model_version(shard: Shard) -> None:
     shard.upsert([_record("a")])
 
     with pytest.raises(InvalidArgument):
         shard.search(_vector(1), [TOPS], 0)
-    with pytest.raises(InvalidArgument, match="dimension"):
+    with pytest.raises(FailedPrecondition, match="dimension"):
         shard.search(_vector(1, dim=DIM * 2), [TOPS], 3)
 
 
