@@ -1,7 +1,7 @@
 """Trains the encoder on the taxonomy's leaves; evaluates, exports, quantises and registers it.
 
     python -m encoder_svc.train --catalog DIR --taxonomy EXPORT.json --models-dir DIR \\
-        [--epochs N] [--seed S] [--batch-size B] [--min-items M] [--threads T] \\
+        [--epochs N] [--seed S] [--batch-size B] [--lr LR] [--min-items M] [--threads T] \\
         [--precision auto|bf16|fp32] [--gate-margin X] [--force]
 
 The new version becomes CURRENT only if it passes the quality gate (registry.judge).
@@ -348,6 +348,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument(
         "--min-items",
         type=int,
@@ -374,6 +375,7 @@ def main() -> None:
         epochs=args.epochs,
         seed=args.seed,
         batch_size=args.batch_size,
+        lr=args.lr,
         min_items=args.min_items,
         threads=args.threads,
         precision=args.precision,
