@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -40,6 +41,10 @@ FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
 # The convolutional trunk only: the embedding layer, its normalisation and the classifier's
 # softmax stay fp32 (a uint8 softmax would round every probability to 1/256).
 OP_TYPES = ["Conv", "Relu", "Add", "GlobalAveragePool"]
+# The stem convolution stays fp32 too: its output, the largest feature map, also feeds the
+# colour branch's fp32 pooling, and the dequantising and layout changes that needed cost more
+# than its int8 arithmetic saved (2.5% of the multiply-adds). Measured at batch 64 on 2 cores:
+# int8 1.55x fp32 with it quantised, 1.8x without; mean cosine to fp32 0.9997 -> 0.9998.
 CALIBRATION = 512  # training images whose activation ranges set the int8 scales
 CALIBRATION_BATCH = 64
 CHECKED = 2000  # held-out images on which int8 is compared with fp32
@@ -99,6 +104,7 @@ def quantize(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=_stem(prepared),
         )
         os.replace(quantized, version_dir / INT8_FILE)
     facts = {
@@ -109,6 +115,7 @@ def quantize(
         "activations": "uint8",
         "weights": "int8",
         "op_types": OP_TYPES,
+        "kept_fp32": "the stem convolution",
         "calibration": {
             "catalog": str(catalog_dir),
             "images": len(trained),
@@ -119,6 +126,12 @@ def quantize(
     }
     _write_json(version_dir / FACTS_FILE, facts)
     return facts
+
+
+def _stem(model_file: Path) -> list[str]:
+    """The names of the convolutions that read the model's input image."""
+    graph = onnx.load(str(model_file)).graph
+    return [node.name for node in graph.node if node.op_type == "Conv" and INPUT in node.input]
 
 
 def _spread(items: list[CatalogItem], count: int) -> list[CatalogItem]:

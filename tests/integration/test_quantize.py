@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ from encoder_svc.export import export
 from encoder_svc.model import Arch, ResNet
 from encoder_svc.preprocess import Limits, PreprocessParams, decode, normalise
 from encoder_svc.quantize import FACTS_FILE, INT8_FILE, quantize
-from encoder_svc.runtime import Encoder
+from encoder_svc.runtime import INPUT, Encoder
 
 PARAMS = PreprocessParams()
 LEAVES = ["A/B/c", "A/B/d", "A/E/f"]
@@ -68,6 +69,16 @@ def test_quantize_writes_the_int8_model_and_its_facts(
     assert written["format"] == "qdq" and written["per_channel"] is True
     assert written["check"]["held_out_images"] > 0
     assert not [path.name for path in version_dir.iterdir() if path.name.startswith(".")]
+
+
+def test_the_convolutions_are_int8_but_the_stem_reads_the_image_in_fp32(
+    version_dir: Path, facts: dict[str, object]
+) -> None:
+    graph = onnx.load(str(version_dir / INT8_FILE)).graph
+    readers = [node.op_type for node in graph.node if INPUT in node.input]
+    assert readers == ["Conv"]  # not QuantizeLinear: the stem is left fp32
+    assert sum(node.op_type == "QuantizeLinear" for node in graph.node) > 0
+    assert sum(node.op_type == "DequantizeLinear" for node in graph.node) > len(readers)
 
 
 def test_int8_embeddings_agree_with_fp32(
