@@ -112,6 +112,25 @@ def test_catalog_sized_image_keeps_its_pixels() -> None:
     assert (decode(encode(Image.fromarray(pixels)), LIMITS, PARAMS) == pixels).all()
 
 
+def test_catalog_sized_jpeg_has_the_pixels_pillow_decodes() -> None:
+    pixels = np.random.default_rng(2).integers(0, 255, (80, 60, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(pixels), "JPEG")
+    with Image.open(io.BytesIO(data)) as image:
+        assert (decode(data, LIMITS, PARAMS) == np.asarray(image.convert("RGB"))).all()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_large_wide_photo_is_scaled_and_padded_alike_in_any_format(fmt: str) -> None:
+    image = decode(encode(Image.new("RGB", (960, 320), (0, 0, 0)), fmt), LIMITS, PARAMS)
+    assert image.shape == (PARAMS.height, PARAMS.width, 3)
+    assert (image[0] == 255).all() and (image[PARAMS.height // 2] < 10).all()
+
+
+def test_a_jpeg_over_the_pixel_limit_is_refused_naming_its_size() -> None:
+    data = encode(Image.new("RGB", (2100, 2000)), "JPEG")
+    assert "2100x2000" in refusal(data)
+
+
 def test_normalise_gives_channels_first_float32_with_the_params() -> None:
     params = PreprocessParams(mean=(0.5, 0.0, 1.0), std=(0.5, 1.0, 2.0))
     batch = np.full((2, params.height, params.width, 3), 255, dtype=np.uint8)
