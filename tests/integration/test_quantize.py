@@ -1,5 +1,6 @@
 """int8 quantisation of a real exported model, calibrated on a generated catalog's images."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -71,14 +72,31 @@ def test_quantize_writes_the_int8_model_and_its_facts(
     assert not [path.name for path in version_dir.iterdir() if path.name.startswith(".")]
 
 
-def test_the_convolutions_are_int8_but_the_stem_reads_the_image_in_fp32(
-    version_dir: Path, facts: dict[str, object]
+def test_a_stem_that_feeds_no_fp32_op_is_int8(version_dir: Path, facts: dict[str, object]) -> None:
+    readers = [node.op_type for node in _int8_graph(version_dir).node if INPUT in node.input]
+    assert readers == ["QuantizeLinear"] and facts["kept_fp32"] == []
+
+
+@pytest.mark.parametrize("from_stem", [True, False])
+def test_a_stem_pooled_by_the_colour_branch_stays_fp32(
+    tmp_path: Path, catalog_dir: Path, from_stem: bool
 ) -> None:
-    graph = onnx.load(str(version_dir / INT8_FILE)).graph
+    torch.manual_seed(0)
+    model = ResNet(len(LEAVES), dataclasses.replace(SMALL, colour_from_stem=from_stem), colours=3)
+    _give_batch_norm_statistics(model, catalog_dir)
+    export(model, tmp_path / "model.onnx", PARAMS)
+    version = registry.register(tmp_path, tmp_path / "model.onnx", LEAVES, model.dim, PARAMS, {})
+    facts = quantize(version, catalog_dir, calibration=CALIBRATION, threads=1)
+    graph = _int8_graph(version)
     readers = [node.op_type for node in graph.node if INPUT in node.input]
-    assert readers == ["Conv"]  # not QuantizeLinear: the stem is left fp32
-    assert sum(node.op_type == "QuantizeLinear" for node in graph.node) > 0
-    assert sum(node.op_type == "DequantizeLinear" for node in graph.node) > len(readers)
+    # The input also feeds the colour branch's pooling (fp32) in both; only the stem differs.
+    assert sorted(set(readers) - {"AveragePool"}) == (["Conv"] if from_stem else ["QuantizeLinear"])
+    assert len(facts["kept_fp32"]) == int(from_stem)  # type: ignore[arg-type]
+    assert any(node.op_type == "DequantizeLinear" for node in graph.node)
+
+
+def _int8_graph(version_dir: Path) -> onnx.GraphProto:
+    return onnx.load(str(version_dir / INT8_FILE)).graph
 
 
 def test_int8_embeddings_agree_with_fp32(
