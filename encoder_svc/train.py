@@ -8,7 +8,6 @@ The new version becomes CURRENT only if it passes the quality gate (registry.jud
 """
 
 import argparse
-import copy
 import dataclasses
 import json
 import os
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from catalog.items import open_catalog
 from encoder_svc import dataset, evaluate, export, precision, quantize, registry
+from encoder_svc.average import WeightAverage
 from encoder_svc.dataset import Dataset, Labels
 from encoder_svc.model import Arch, CosineHead, Parts, ResNet
 from encoder_svc.preprocess import PreprocessParams, normalise
@@ -190,7 +190,7 @@ def fit(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.lr, total_steps=steps * recipe.epochs, pct_start=0.2
     )
-    average = _Average(model, recipe.ema_decay)
+    average = WeightAverage(model, recipe.ema_decay)
     arithmetic = precision.resolve(recipe.precision)
     model.train()
     loss = torch.zeros(())
@@ -239,30 +239,6 @@ def _head_loss(
         return embedding.sum() * 0.0
     logits = head(embedding[known], target[known], recipe.margin)
     return F.cross_entropy(logits, target[known], label_smoothing=recipe.label_smoothing)
-
-
-class _Average:
-    """An exponential moving average of the weights and batch-norm statistics.
-
-    The decay ramps up over the first steps (as timm's ModelEmaV3 does), so a short training
-    is not averaged with its random start.
-    """
-
-    def __init__(self, model: ResNet, decay: float) -> None:
-        self.model = copy.deepcopy(model).eval()
-        self.decay = decay
-        self.updates = 0
-
-    def update(self, model: ResNet) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        with torch.no_grad():
-            pairs = zip(self.model.state_dict().values(), model.state_dict().values(), strict=True)
-            for average, current in pairs:
-                if average.dtype.is_floating_point:
-                    average.lerp_(current, 1 - decay)
-                else:
-                    average.copy_(current)
 
 
 def _optimizer(model: ResNet, recipe: Recipe) -> torch.optim.Optimizer:
