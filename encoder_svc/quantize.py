@@ -42,7 +42,7 @@ FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
 # softmax stay fp32 (a uint8 softmax would round every probability to 1/256).
 OP_TYPES = ["Conv", "Relu", "Add", "GlobalAveragePool"]
 # A stem convolution whose output also feeds an fp32 op (the colour branch's pooling, in
-# models that pool the stem) stays fp32 too: dequantising and relayouting the largest feature
+# models with a colour branch) stays fp32 too: dequantising and relayouting the largest feature
 # map cost more than its int8 arithmetic saved (2.5% of the multiply-adds). Measured at batch
 # 64 on 2 cores: int8 1.55x fp32 with it quantised, 1.8x without; cosine to fp32 0.9997 -> 0.9998.
 CALIBRATION = 512  # training images whose activation ranges set the int8 scales
@@ -94,7 +94,7 @@ def quantize(
         # Shape inference and graph folding first, as onnxruntime's quantisation guide asks
         # (no measurable change in speed for this network, but the scales see the final graph).
         quant_pre_process(version_dir / MODEL_FILE, prepared)
-        kept = _stem(prepared)
+        kept = _stems_kept_fp32(prepared)
         quantize_static(
             prepared,
             quantized,
@@ -129,7 +129,7 @@ def quantize(
     return facts
 
 
-def _stem(model_file: Path) -> list[str]:
+def _stems_kept_fp32(model_file: Path) -> list[str]:
     """The convolutions reading the input image whose activations also feed an op kept fp32."""
     graph = onnx.load(str(model_file)).graph
     readers: dict[str, list[onnx.NodeProto]] = {}
