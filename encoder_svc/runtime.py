@@ -60,7 +60,7 @@ class Encoder:
             str(model_file), sess_options=session_options(threads, spin_us), providers=providers
         )
         meta = ModelMeta.load(version_dir)
-        width = session.get_outputs()[0].shape[1]
+        (width,) = (out.shape[1] for out in session.get_outputs() if out.name == OUTPUTS[0])
         if width != meta.dim:
             raise FailedPrecondition(
                 f"model version {version_dir} says its embeddings have {meta.dim} dimensions "

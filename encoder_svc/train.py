@@ -53,9 +53,8 @@ class Recipe:
     min_items: int = 10  # training items a class (leaf, ancestor, colour) needs
     seed: int = 0
     threads: int = 2
-    precision: str = (
-        "auto"  # bf16 (autocast), fp32, or auto (precision.resolve); meta records which
-    )
+    # bf16 (autocast), fp32, or auto (precision.resolve); meta.json records the one used.
+    precision: str = "auto"
     arch: Arch = dataclasses.field(default_factory=Arch)
 
 
