@@ -165,6 +165,7 @@ def _assemble(
         if chunk.outputs is None:
             continue
         embeddings, probs = next(ran)
+        leaves = encoder.top_leaves(probs, top_leaves)
         for row, index in enumerate(chunk.accepted):
-            results[index] = Embedded(embeddings[row], encoder.top_leaves(probs[row], top_leaves))
+            results[index] = Embedded(embeddings[row], leaves[row])
     return [results[index] for index in range(len(results))]

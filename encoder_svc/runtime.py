@@ -104,10 +104,16 @@ class Encoder:
         )
         return embeddings, probs
 
-    def top_leaves(self, probs: np.ndarray, n: int) -> list[tuple[str, float]]:
-        """The `n` most probable leaves of one row of probabilities, most probable first."""
-        best = np.argsort(-probs, kind="stable")[: max(n, 0)]
-        return [(self.leaves[i], float(probs[i])) for i in best]
+    def top_leaves(self, probs: np.ndarray, n: int) -> list[list[tuple[str, float]]]:
+        """The `n` most probable leaves of each row of probabilities (N, leaves), most probable
+        first: one sort for the whole block."""
+        best = np.argsort(-probs, axis=1, kind="stable")[:, : max(n, 0)]
+        chosen = np.take_along_axis(probs, best, axis=1).tolist()
+        leaves = self.leaves
+        return [
+            [(leaves[i], prob) for i, prob in zip(row, probs_row, strict=True)]
+            for row, probs_row in zip(best.tolist(), chosen, strict=True)
+        ]
 
 
 def session_options(threads: int, spin_us: int = SPIN_US) -> ort.SessionOptions:

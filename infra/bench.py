@@ -1,11 +1,12 @@
 """Serving speed on this machine: torch eager, onnxruntime fp32 and int8, and the Embed RPC.
 
     python -m infra.bench [--catalog DIR] [--version-dir DIR] [--runs 5] [--threads 2]
-        [--clients 16] [--call-images 8]
+        [--clients 16] [--call-images 1 8 64]
 
 Prints images per second at batch 1, 8 and 64 for each engine, then the end-to-end Embed
 throughput of concurrent clients against a real encoder server (a subprocess on a free
-loopback port, always stopped) beside in-process onnxruntime at the server's batch size.
+loopback port, always stopped) at 1, 8 and 64 images per call, each beside in-process
+onnxruntime at that batch size.
 Every figure is the median of --runs runs; each run measures the engines back to back, and a
 ratio is the median of the runs' ratios. A benchmark, not a test: it asserts nothing.
 """
@@ -61,8 +62,7 @@ def main() -> None:
             f"`python -m encoder_svc.quantize --version-dir {version_dir} --catalog {catalog_dir}`"
         )
         quantize.quantize(version_dir, catalog_dir, threads=args.threads)
-    served_batch = cluster_config.load().encoder.batch_images
-    encoded, inputs = _images(catalog_dir, meta, max(*BATCHES, served_batch))
+    encoded, inputs = _images(catalog_dir, meta, max(*BATCHES, *args.call_images))
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     model, origin = _torch_model(version_dir, meta)
@@ -81,9 +81,7 @@ def main() -> None:
     )
     figures = _engine_runs(engines, inputs, args.runs)
     _print_engines(figures)
-    _print_rpc(
-        _rpc_runs(version_dir, fp32, encoded[:served_batch], inputs[:served_batch], args), args
-    )
+    _print_rpc(_rpc_runs(version_dir, fp32, encoded, inputs, args), args)
 
 
 def _arguments() -> argparse.Namespace:
@@ -98,9 +96,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--call-images",
         type=int,
-        default=8,
-        help="images per Embed call; clients x images should hold two of the server's batches, "
-        "so that it decodes one while the model runs the other",
+        nargs="+",
+        default=list(BATCHES),
+        help="images per Embed call: the clients run once per size given",
     )
     return parser.parse_args()
 
@@ -185,10 +183,11 @@ def _rpc_runs(
     encoded: list[bytes],
     inputs: np.ndarray,
     args: argparse.Namespace,
-) -> dict[str, list[float]]:
-    """Per run: Embed images/s of the clients, then in-process fp32 at the server's batch size,
-    on decoded inputs (the model alone) and on the encoded images (decode, normalise, model)."""
-    with _encoder_server(version_dir, args.threads, args.call_images) as address:
+) -> dict[tuple[str, int], list[float]]:
+    """Per run and call size: Embed images/s of the clients, then in-process fp32 at that batch
+    size, on decoded inputs (the model alone) and on the encoded images (decode, normalise,
+    model)."""
+    with _encoder_server(version_dir, args.threads, max(args.call_images)) as address:
         return asyncio.run(_measure_rpc(address, fp32, encoded, inputs, args))
 
 
@@ -198,24 +197,33 @@ async def _measure_rpc(
     encoded: list[bytes],
     inputs: np.ndarray,
     args: argparse.Namespace,
-) -> dict[str, list[float]]:
-    calls = [
-        encoder_pb2.EmbedRequest(
-            images=[
-                encoded[(i * args.call_images + j) % len(encoded)] for j in range(args.call_images)
-            ]
-        )
-        for i in range(args.clients)
-    ]
-    figures: dict[str, list[float]] = {"rpc": [], "model": [], "decode+model": []}
+) -> dict[tuple[str, int], list[float]]:
+    figures: dict[tuple[str, int], list[float]] = {}
     async with clients.channel(address) as channel:
         stub = encoder_pb2_grpc.EncoderStub(channel)
-        await _clients(stub, calls, 0.5)  # warm
+        for size in args.call_images:  # warm
+            await _clients(stub, _calls(encoded, args.clients, size), 0.5)
         for _ in range(args.runs):
-            figures["model"].append(_images_per_s(fp32.embed, inputs))
-            figures["decode+model"].append(_images_per_s(partial(_embed_encoded, fp32), encoded))
-            figures["rpc"].append(await _clients(stub, calls, RPC_S))
+            for size in args.call_images:
+                calls = _calls(encoded, args.clients, size)
+                measured = {
+                    "model": _images_per_s(fp32.embed, inputs[:size]),
+                    "decode+model": _images_per_s(partial(_embed_encoded, fp32), encoded[:size]),
+                    "rpc": await _clients(stub, calls, RPC_S),
+                }
+                for key, value in measured.items():
+                    figures.setdefault((key, size), []).append(value)
     return figures
+
+
+def _calls(encoded: list[bytes], clients: int, size: int) -> list[encoder_pb2.EmbedRequest]:
+    """One request of `size` images per client, the images taken in turn from `encoded`."""
+    return [
+        encoder_pb2.EmbedRequest(
+            images=[encoded[(i * size + j) % len(encoded)] for j in range(size)]
+        )
+        for i in range(clients)
+    ]
 
 
 def _embed_encoded(encoder: Encoder, encoded: list[bytes]) -> object:
@@ -242,30 +250,33 @@ async def _clients(
     return sum(counts) / (time.perf_counter() - started)
 
 
-def _print_rpc(figures: dict[str, list[float]], args: argparse.Namespace) -> None:
+def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Namespace) -> None:
     settings = cluster_config.load().encoder
-    batch = settings.batch_images
     print(
-        f"\nEmbed RPC: {args.clients} concurrent clients x {args.call_images} images per call "
-        f"({args.clients * args.call_images} in flight); "
-        f"the server batches up to {batch} images or {settings.batch_wait_ms} ms, decodes on "
-        f"{settings.decode_threads} threads, runs fp32 on {args.threads} onnxruntime threads"
+        f"\nEmbed RPC: {args.clients} concurrent clients, each calling again when answered; "
+        f"the server batches up to {settings.batch_images} images or {settings.batch_wait_ms} "
+        f"ms, decodes on {settings.decode_threads} threads, runs fp32 on {args.threads} "
+        "onnxruntime threads. In-process figures are at the call's batch size, measured "
+        "between the clients' runs."
     )
-    rpc = figures["rpc"]
-    print(f"Embed RPC end to end:                        {statistics.median(rpc):7.0f} images/s")
-    for key, label, target in (
-        ("model", f"in-process onnxruntime fp32 at batch {batch}", "  (target >= 0.7)"),
-        ("decode+model", f"in-process decode + fp32 at batch {batch}", ""),
-    ):
-        ratio = _ratio(rpc, figures[key])
-        print(
-            f"{label + ':':44s} {statistics.median(figures[key]):7.0f} images/s   "
-            f"RPC / this {ratio:4.2f}x{target}"
-        )
+    print(
+        f"{'images per call':>15s} {'RPC images/s':>13s} {'in-process fp32':>16s} "
+        f"{'RPC / it':>9s} {'decode + fp32':>14s} {'RPC / it':>9s}"
+    )
+    for size in args.call_images:
+        rpc = figures["rpc", size]
+        row = f"{size:15d} {statistics.median(rpc):13.0f}"
+        for key in ("model", "decode+model"):
+            row += (
+                f" {statistics.median(figures[key, size]):{16 if key == 'model' else 14}.0f}"
+                f" {_ratio(rpc, figures[key, size]):8.2f}x"
+            )
+        print(row)
+    print("target: RPC >= 0.7x in-process onnxruntime fp32 at the same batch size")
 
 
 @contextlib.contextmanager
-def _encoder_server(version_dir: Path, threads: int, call_images: int) -> Iterator[str]:
+def _encoder_server(version_dir: Path, threads: int, max_call: int) -> Iterator[str]:
     """A real encoder server serving `version_dir`, on a free loopback port; always stopped."""
     settings = cluster_config.load().encoder
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
@@ -281,7 +292,7 @@ def _encoder_server(version_dir: Path, threads: int, call_images: int) -> Iterat
             "VS_ENCODER_MODELS_DIR": str(models_dir),
             "VS_ENCODER_THREADS": str(threads),
             "VS_ENCODER_VARIANT": "fp32",
-            "VS_ENCODER_MAX_BATCH": str(max(call_images, settings.max_batch)),
+            "VS_ENCODER_MAX_BATCH": str(max(max_call, settings.max_batch)),
             "VS_ENCODER_RELOAD_S": "0",
             "VS_GRACE_S": "1",
         }

@@ -73,6 +73,11 @@ def test_runtime_embeds_any_batch_size(exported: tuple[ResNet, Path], tmp_path: 
 def test_top_leaves_are_most_probable_first(exported: tuple[ResNet, Path], tmp_path: Path) -> None:
     version_dir = registry.register(tmp_path, exported[1], LEAVES, DIM, PARAMS, {})
     encoder = Encoder.load(version_dir)
-    top = encoder.top_leaves(np.array([0.1, 0.5, 0.05, 0.35], dtype=np.float32), 3)
-    assert [leaf for leaf, _ in top] == ["A/B/d", "G/H/i", "A/B/c"]
-    assert len(encoder.top_leaves(np.full(4, 0.25, dtype=np.float32), 10)) == len(LEAVES)
+    probs = np.array([[0.1, 0.5, 0.05, 0.35], [0.7, 0.1, 0.15, 0.05]], dtype=np.float32)
+    top = encoder.top_leaves(probs, 3)
+    assert [[leaf for leaf, _ in row] for row in top] == [
+        ["A/B/d", "G/H/i", "A/B/c"],
+        ["A/B/c", "A/E/f", "A/B/d"],
+    ]
+    assert [prob for _, prob in top[0]] == pytest.approx([0.5, 0.35, 0.1])
+    assert len(encoder.top_leaves(np.full((1, 4), 0.25, dtype=np.float32), 10)[0]) == len(LEAVES)
