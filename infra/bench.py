@@ -204,6 +204,7 @@ async def _measure_rpc(
         for size in args.call_images:  # warm
             await _clients(stub, _calls(encoded, args.clients, size), 0.5)
         for _ in range(args.runs):
+            figures.setdefault(("GetModel", 0), []).append(await _bare_calls(stub, args.clients))
             for size in args.call_images:
                 calls = _calls(encoded, args.clients, size)
                 measured = {
@@ -250,6 +251,22 @@ async def _clients(
     return sum(counts) / (time.perf_counter() - started)
 
 
+async def _bare_calls(stub: encoder_pb2_grpc.EncoderStub, clients: int) -> float:
+    """Calls/s of GetModel, which runs no model: what gRPC alone allows these clients."""
+    stop = time.perf_counter() + RPC_S / 2
+
+    async def caller() -> int:
+        calls = 0
+        while time.perf_counter() < stop:
+            await stub.GetModel(encoder_pb2.GetModelRequest(), timeout=CALL_TIMEOUT_S)
+            calls += 1
+        return calls
+
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(caller() for _ in range(clients)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
 def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Namespace) -> None:
     settings = cluster_config.load().encoder
     print(
@@ -273,6 +290,10 @@ def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Names
             )
         print(row)
     print("target: RPC >= 0.7x in-process onnxruntime fp32 at the same batch size")
+    print(
+        f"gRPC alone: GetModel (no model run) answers "
+        f"{statistics.median(figures['GetModel', 0]):.0f} calls/s to the same clients"
+    )
 
 
 @contextlib.contextmanager
