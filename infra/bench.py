@@ -18,7 +18,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Awaitable, Callable, Iterator, Sized
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -233,38 +233,42 @@ def _embed_encoded(encoder: Encoder, encoded: list[bytes]) -> object:
     return encoder.embed(normalise(decoded, encoder.params))
 
 
+async def _rate(calls: list[Callable[[], Awaitable[int]]], seconds: float) -> float:
+    """Items/s of one caller per function, each calling again as soon as it is answered; a
+    call returns how many items it served."""
+    stop = time.perf_counter() + seconds
+
+    async def caller(call: Callable[[], Awaitable[int]]) -> int:
+        served = 0
+        while time.perf_counter() < stop:
+            served += await call()
+        return served
+
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(caller(call) for call in calls))
+    return sum(counts) / (time.perf_counter() - started)
+
+
 async def _clients(
     stub: encoder_pb2_grpc.EncoderStub, calls: list[encoder_pb2.EmbedRequest], seconds: float
 ) -> float:
-    """Images/s of one caller per request, each calling again as soon as it is answered."""
-    stop = time.perf_counter() + seconds
+    """Images/s embedded for one caller per request."""
 
-    async def caller(request: encoder_pb2.EmbedRequest) -> int:
-        embedded = 0
-        while time.perf_counter() < stop:
-            answer = await stub.Embed(request, timeout=CALL_TIMEOUT_S)
-            embedded += sum(result.HasField("embedding") for result in answer.results)
-        return embedded
+    async def embed(request: encoder_pb2.EmbedRequest) -> int:
+        answer = await stub.Embed(request, timeout=CALL_TIMEOUT_S)
+        return sum(result.HasField("embedding") for result in answer.results)
 
-    started = time.perf_counter()
-    counts = await asyncio.gather(*(caller(request) for request in calls))
-    return sum(counts) / (time.perf_counter() - started)
+    return await _rate([partial(embed, request) for request in calls], seconds)
 
 
 async def _bare_calls(stub: encoder_pb2_grpc.EncoderStub, clients: int) -> float:
     """Calls/s of GetModel, which runs no model: what gRPC alone allows these clients."""
-    stop = time.perf_counter() + RPC_S / 2
 
-    async def caller() -> int:
-        calls = 0
-        while time.perf_counter() < stop:
-            await stub.GetModel(encoder_pb2.GetModelRequest(), timeout=CALL_TIMEOUT_S)
-            calls += 1
-        return calls
+    async def get_model() -> int:
+        await stub.GetModel(encoder_pb2.GetModelRequest(), timeout=CALL_TIMEOUT_S)
+        return 1
 
-    started = time.perf_counter()
-    counts = await asyncio.gather(*(caller() for _ in range(clients)))
-    return sum(counts) / (time.perf_counter() - started)
+    return await _rate([get_model] * clients, RPC_S / 2)
 
 
 def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Namespace) -> None:
@@ -283,9 +287,9 @@ def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Names
     for size in args.call_images:
         rpc = figures["rpc", size]
         row = f"{size:15d} {statistics.median(rpc):13.0f}"
-        for key in ("model", "decode+model"):
+        for key, width in (("model", 16), ("decode+model", 14)):
             row += (
-                f" {statistics.median(figures[key, size]):{16 if key == 'model' else 14}.0f}"
+                f" {statistics.median(figures[key, size]):{width}.0f}"
                 f" {_ratio(rpc, figures[key, size]):8.2f}x"
             )
         print(row)
