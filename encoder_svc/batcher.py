@@ -1,7 +1,7 @@
 """Dynamic batching: the images of concurrent requests in one model run (N images or T ms)."""
 
+import collections
 import dataclasses
-import queue
 import threading
 import time
 from concurrent.futures import Future
@@ -20,24 +20,58 @@ class Model(Protocol):
 
 @dataclasses.dataclass
 class _Part:
-    """One submitted block of rows, waiting for its share of a batch's outputs."""
+    """One caller's rows [start, stop) of a batch, and the future of their outputs."""
 
-    model: Model
-    inputs: np.ndarray
-    arrived: float  # time.monotonic() when submitted
+    start: int
+    stop: int
     future: Future[Outputs] = dataclasses.field(default_factory=Future)
 
 
-_STOP = object()  # queued by close(): the worker finishes what it holds, then exits
+@dataclasses.dataclass
+class _Batch:
+    """The rows of one model's run, written in place by the threads that reserved them."""
+
+    model: Model
+    rows: np.ndarray  # (max_images, ...): rows [0, used) are reserved
+    opened: float  # time.monotonic() of the first reservation
+    used: int = 0
+    unwritten: int = 0  # parts reserved but not yet written
+    parts: list[_Part] = dataclasses.field(default_factory=list)
+
+
+class Slot:
+    """Rows reserved in a batch: write them in place (`rows`), then call `written`."""
+
+    def __init__(self, batcher: "Batcher", batch: _Batch, part: _Part) -> None:
+        self._batcher = batcher
+        self._batch = batch
+        self._part = part
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The reserved rows, a view of the batch: what is written here is what runs."""
+        return self._batch.rows[self._part.start : self._part.stop]
+
+    @property
+    def future(self) -> Future[Outputs]:
+        """The model's outputs for exactly these rows, in order."""
+        return self._part.future
+
+    def written(self) -> None:
+        """The rows hold their inputs; the batch may run once all its slots say so."""
+        self._batcher._written(self._batch)
 
 
 class Batcher:
-    """Runs submitted rows through their model in batches, on one worker thread.
+    """Runs reserved rows through their model in batches, on one worker thread.
 
-    A batch starts with the oldest waiting part and takes the parts queued after it until it
-    holds `max_images` rows or the oldest has waited `max_wait_s`. A batch holds parts of one
-    model only, so switching models happens between batches and a part never sees two.
-    While a batch runs, the next requests are decoded and queued by other threads.
+    A batch opens with the first reservation and takes the next ones until it holds
+    `max_images` rows or it has been open `max_wait_s`. A batch holds rows of one model only,
+    so switching models happens between batches and a part never sees two.
+
+    Callers write their rows straight into the batch (`reserve`, then `Slot.written`), on
+    their own threads, while the worker runs the previous batch: the worker's only work
+    between two runs is to hand out the outputs.
     """
 
     def __init__(self, max_images: int, max_wait_s: float) -> None:
@@ -45,83 +79,127 @@ class Batcher:
             raise ValueError(f"max_images {max_images} must be >= 1, max_wait_s {max_wait_s} >= 0")
         self.max_images = max_images
         self._max_wait_s = max_wait_s
-        self._queue: queue.SimpleQueue[_Part | object] = queue.SimpleQueue()
+        self._changed = threading.Condition()
+        self._open: _Batch | None = None  # taking reservations
+        self._full: collections.deque[_Batch] = collections.deque()  # closed, oldest first
+        self._stopping = False
         self._worker = threading.Thread(target=self._loop, name="batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, model: Model, inputs: np.ndarray) -> Future[Outputs]:
-        """Queues rows for `model`; safe to call from any thread.
+    def reserve(
+        self, model: Model, count: int, row_shape: tuple[int, ...], dtype: type = np.float32
+    ) -> Slot:
+        """Reserves `count` rows for `model`; safe to call from any thread.
 
         Args:
-            model: what the rows run through; parts of different models never share a batch.
-            inputs: 1 to max_images rows (the first axis).
+            model: what the rows run through; rows of different models never share a batch.
+            count: 1 to max_images rows.
+            row_shape: the shape of one row; rows of another shape start another batch.
+            dtype: the rows' element type.
 
         Returns:
-            A future of the model's outputs for exactly these rows, in order.
+            The slot to write the rows into; its future gives their outputs.
 
         Raises:
             ValueError: no rows or more than max_images.
+            RuntimeError: the batcher is closed.
         """
-        if not 0 < len(inputs) <= self.max_images:
-            raise ValueError(f"{len(inputs)} rows in one part; 1 to {self.max_images} allowed")
-        part = _Part(model, inputs, time.monotonic())
-        self._queue.put(part)
-        return part.future
+        if not 0 < count <= self.max_images:
+            raise ValueError(f"{count} rows in one part; 1 to {self.max_images} allowed")
+        with self._changed:
+            if self._stopping:
+                raise RuntimeError("the batcher is closed")
+            batch = self._open
+            if batch is not None and (
+                batch.model is not model
+                or batch.rows.shape[1:] != row_shape
+                or batch.rows.dtype != dtype
+                or batch.used + count > self.max_images
+            ):
+                self._close(batch)
+                batch = None
+            if batch is None:  # the worker learns the new batch's deadline
+                rows: np.ndarray = np.empty((self.max_images, *row_shape), dtype)
+                batch = self._open = _Batch(model, rows, time.monotonic())
+                self._changed.notify()
+            part = _Part(batch.used, batch.used + count)
+            batch.parts.append(part)
+            batch.used += count
+            batch.unwritten += 1
+            if batch.used == self.max_images:
+                self._close(batch)
+        return Slot(self, batch, part)
+
+    def submit(self, model: Model, inputs: np.ndarray) -> Future[Outputs]:
+        """Copies `inputs`' rows (the first axis) into a batch: `reserve`, write, `written`."""
+        slot = self.reserve(model, len(inputs), inputs.shape[1:], inputs.dtype.type)
+        try:
+            slot.rows[...] = inputs
+        finally:
+            slot.written()
+        return slot.future
 
     def close(self) -> None:
-        """Runs what is queued, then stops the worker."""
-        self._queue.put(_STOP)
+        """Runs what is reserved, then stops the worker; later reservations are refused."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
         self._worker.join()
 
+    def _close(self, batch: _Batch) -> None:
+        """Takes no more reservations in `batch`; it runs once written. Holds the lock."""
+        self._open = None
+        self._full.append(batch)
+        if batch.unwritten == 0:
+            self._changed.notify()
+
+    def _written(self, batch: _Batch) -> None:
+        with self._changed:
+            batch.unwritten -= 1
+            if batch.unwritten == 0 and batch is not self._open:
+                self._changed.notify()
+
     def _loop(self) -> None:
-        carried: _Part | object | None = None
-        while carried is not _STOP:
-            first = carried if carried is not None else self._queue.get()
-            if not isinstance(first, _Part):
-                return
-            batch, carried = self._collect(first)
+        while (batch := self._next()) is not None:
             _run(batch)
 
-    def _collect(self, first: _Part) -> tuple[list[_Part], _Part | object | None]:
-        """The parts of one batch, and the part (or stop) that did not fit, to start the next."""
-        batch = [first]
-        rows = len(first.inputs)
-        deadline = first.arrived + self._max_wait_s
-        while rows < self.max_images:
-            try:
-                remaining = deadline - time.monotonic()
-                item = (
-                    self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get(False)
-                )
-            except queue.Empty:
-                break
-            if (
-                not isinstance(item, _Part)
-                or item.model is not first.model
-                or rows + len(item.inputs) > self.max_images
-            ):
-                return batch, item
-            batch.append(item)
-            rows += len(item.inputs)
-        return batch, None
+    def _next(self) -> _Batch | None:
+        """The oldest closed batch once written; None when closing and nothing is left."""
+        with self._changed:
+            while True:
+                if self._full:
+                    if self._full[0].unwritten == 0:
+                        return self._full.popleft()
+                    timeout = None  # its writers notify
+                elif self._open is not None:
+                    timeout = self._open.opened + self._max_wait_s - time.monotonic()
+                    if timeout <= 0 or self._stopping:
+                        self._close(self._open)
+                        continue
+                elif self._stopping:
+                    return None
+                else:
+                    timeout = None
+                self._changed.wait(timeout)
 
 
-def _run(batch: list[_Part]) -> None:
+def _run(batch: _Batch) -> None:
     """One model run for the parts still wanted; each gets its own rows of every output."""
-    wanted = [part for part in batch if part.future.set_running_or_notify_cancel()]
+    wanted = [part for part in batch.parts if part.future.set_running_or_notify_cancel()]
     if not wanted:
         return
     try:
-        inputs = (
-            wanted[0].inputs if len(wanted) == 1 else np.concatenate([p.inputs for p in wanted])
-        )
-        outputs = wanted[0].model.embed(inputs)
+        if len(wanted) == len(batch.parts):
+            inputs = batch.rows[: batch.used]
+        else:  # a caller cancelled: its rows do not run
+            inputs = np.concatenate([batch.rows[part.start : part.stop] for part in wanted])
+        outputs = batch.model.embed(inputs)
     except Exception as error:  # every caller of this batch hears of the failure
         for part in wanted:
             part.future.set_exception(error)
         return
     start = 0
     for part in wanted:
-        stop = start + len(part.inputs)
+        stop = start + part.stop - part.start
         part.future.set_result((outputs[0][start:stop], outputs[1][start:stop]))
         start = stop

@@ -52,9 +52,10 @@ class _Chunk:
 class Embedder:
     """Validates, decodes and embeds requests' images with the current model version.
 
-    Each request is cut into up to `decode_threads` chunks, decoded and normalised on a thread
-    pool; each chunk joins the shared batches of the model run (up to `batch_images` images or
-    `batch_wait_ms`), so decoding the next requests overlaps the current batch's inference.
+    Each request is cut into up to `decode_threads` chunks, decoded on a thread pool and
+    normalised straight into the rows it reserves in the shared batches of the model run (up to
+    `batch_images` images or `batch_wait_ms`), so decoding the next requests overlaps the
+    current batch's inference.
     """
 
     def __init__(
@@ -140,8 +141,13 @@ class Embedder:
                 refused.append(Refused(index, error.code, str(error)))
         if not decoded:
             return _Chunk(refused, accepted, None)
-        batch = normalise(np.stack(decoded), encoder.params)
-        return _Chunk(refused, accepted, self._batcher.submit(encoder, batch))
+        params = encoder.params
+        slot = self._batcher.reserve(encoder, len(decoded), (3, params.height, params.width))
+        try:
+            normalise(np.stack(decoded), params, out=slot.rows)  # straight into the batch
+        finally:
+            slot.written()
+        return _Chunk(refused, accepted, slot.future)
 
     def _check(self, count: int, top_leaves: int) -> None:
         if count == 0:

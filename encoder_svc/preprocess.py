@@ -104,20 +104,24 @@ def _decode_jpeg(data: bytes, limits: Limits, params: PreprocessParams) -> np.nd
     return _fit(Image.fromarray(pixels), params)
 
 
-def normalise(batch: np.ndarray, params: PreprocessParams) -> np.ndarray:
+def normalise(
+    batch: np.ndarray, params: PreprocessParams, out: np.ndarray | None = None
+) -> np.ndarray:
     """Turns decoded images into the model's input.
 
     Args:
         batch: uint8 array (N, H, W, 3), RGB, as `decode` returns them stacked.
         params: the per-channel mean and standard deviation (of pixel values in [0, 1]).
+        out: where to write the result (a batch's reserved rows, say); a new array if None.
 
     Returns:
-        float32 array (N, 3, H, W).
+        float32 array (N, 3, H, W): `out` when given.
     """
     # (x / 255 - mean) / std as one multiply-add per pixel, written straight in NCHW order.
     scale = (1 / (255 * np.asarray(params.std, dtype=np.float64))).astype(np.float32)
     shift = (-np.asarray(params.mean, dtype=np.float64) / params.std).astype(np.float32)
-    out = np.empty((batch.shape[0], 3, *batch.shape[1:3]), dtype=np.float32)
+    if out is None:
+        out = np.empty((batch.shape[0], 3, *batch.shape[1:3]), dtype=np.float32)
     np.multiply(batch.transpose(0, 3, 1, 2), scale[:, None, None], out=out)
     out += shift[:, None, None]
     return out

@@ -1,4 +1,5 @@
-"""The batcher's grouping and ordering, with a plain function standing in for the model run."""
+"""The batcher's grouping, ordering and in-place rows, with a plain function standing in for
+the model run."""
 
 import threading
 from collections.abc import Iterator
@@ -128,3 +129,35 @@ def test_close_runs_what_is_queued() -> None:
     future = batcher.submit(model, _rows(0, 2))
     batcher.close()
     assert future.done() and model.runs == [2]
+
+
+def test_a_batch_runs_once_every_reserved_slot_is_written() -> None:
+    batcher = Batcher(max_images=4, max_wait_s=0.0)
+    model = Recorder()
+    first, second = batcher.reserve(model, 2, (3,)), batcher.reserve(model, 2, (3,))
+    second.rows[...] = _rows(2, 2)
+    second.written()
+    assert not model.started.wait(0.2)  # the batch is full, but the first slot is unwritten
+    first.rows[...] = _rows(0, 2)
+    first.written()
+    assert np.array_equal(first.future.result(WAIT_S)[0], _rows(0, 2))
+    assert np.array_equal(second.future.result(WAIT_S)[0], _rows(2, 2))
+    assert model.runs == [4]
+    batcher.close()
+
+
+def test_rows_of_another_shape_start_another_batch(batcher: Batcher) -> None:
+    model = Recorder(hold_first=True)
+    _held(batcher, model)
+    wide = batcher.submit(model, np.ones((2, 4), dtype=np.float32))
+    narrow = batcher.submit(model, _rows(0, 2))
+    model.release.set()
+    assert wide.result(WAIT_S)[0].shape == (2, 4) and narrow.result(WAIT_S)[0].shape == (2, 3)
+    assert model.runs == [1, 2, 2]
+
+
+def test_a_closed_batcher_refuses_rows() -> None:
+    batcher = Batcher(max_images=4, max_wait_s=0.0)
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit(Recorder(), _rows(0, 1))
