@@ -23,6 +23,7 @@ class Arch:
     logit_scale: float = 16.0
     colour_heads: int = 4  # attention maps of the colour branch
     colour_grad: float = 0.1  # share of the colour loss's gradient reaching the shared stages
+    colour_from_stem: bool = False  # the colour branch also pools the stem's feature maps
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -31,7 +32,9 @@ class Arch:
     def from_dict(cls, raw: dict[str, Any]) -> "Arch":
         fields = {field.name for field in dataclasses.fields(cls)}
         # Versions from before the probability parts existed embed without them.
-        known: dict[str, Any] = {"probability_weight": 0.0}
+        # Versions from before the probability parts existed embed without them; those from
+        # before colour_from_stem existed pool the stem.
+        known: dict[str, Any] = {"probability_weight": 0.0, "colour_from_stem": True}
         known |= {
             key: tuple(value) if isinstance(value, list) else value
             for key, value in raw.items()
@@ -98,15 +101,17 @@ class ColourBranch(nn.Module):
     """The colour part: pixels and early features, pooled where the product is.
 
     Colour is a property of the product, not of the backdrop or of the person wearing it, so
-    the input and the stem and first-stage features are averaged (at the first stage's
-    resolution) under a few softmax attention maps that the deeper stages draw; the pooled
-    vectors and the last stage's average go through a small MLP.
+    the input, the first stage's features and (with `colour_from_stem`) the stem's are
+    averaged (at the first stage's resolution) under a few softmax attention maps that the
+    deeper stages draw; the pooled vectors and the last stage's average go through a small MLP.
     """
 
     def __init__(self, arch: Arch) -> None:
         super().__init__()
         self.heads = arch.colour_heads
-        self.maps = 3 + arch.stem_width + arch.widths[0]
+        # Input, stem (optional), first stage: the feature maps that are pooled.
+        self.taps = [0, 1, 2] if arch.colour_from_stem else [0, 2]
+        self.maps = 3 + (arch.stem_width if arch.colour_from_stem else 0) + arch.widths[0]
         self.attend = nn.ModuleList(nn.Conv2d(w, self.heads, 1) for w in arch.widths[1:])
         hidden = 4 * arch.colour_dim
         self.mlp = nn.Sequential(
@@ -119,9 +124,9 @@ class ColourBranch(nn.Module):
         """Features (input, stem, stage 1, 2, ...) -> colour vectors (N, colour_dim), raw."""
         # Plain ints: the input's height and width are fixed in the exported graph.
         size = (int(features[2].shape[2]), int(features[2].shape[3]))
+        pooled = [features[i] for i in self.taps]
         maps = torch.cat(
-            [f if f.shape[2:] == size else F.adaptive_avg_pool2d(f, size) for f in features[:3]],
-            dim=1,
+            [f if f.shape[2:] == size else F.adaptive_avg_pool2d(f, size) for f in pooled], dim=1
         )
         upsampled = [
             torch.flatten(attend(f), 2) @ _bilinear(f.shape[2:], size, f.device)
