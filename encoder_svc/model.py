@@ -31,7 +31,6 @@ class Arch:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Arch":
         fields = {field.name for field in dataclasses.fields(cls)}
-        # Versions from before the probability parts existed embed without them.
         # Versions from before the probability parts existed embed without them; those from
         # before colour_from_stem existed pool the stem.
         known: dict[str, Any] = {"probability_weight": 0.0, "colour_from_stem": True}
@@ -111,7 +110,8 @@ class ColourBranch(nn.Module):
         self.heads = arch.colour_heads
         # Input, stem (optional), first stage: the feature maps that are pooled.
         self.taps = [0, 1, 2] if arch.colour_from_stem else [0, 2]
-        self.maps = 3 + (arch.stem_width if arch.colour_from_stem else 0) + arch.widths[0]
+        channels = (3, arch.stem_width, arch.widths[0])
+        self.maps = sum(channels[i] for i in self.taps)
         self.attend = nn.ModuleList(nn.Conv2d(w, self.heads, 1) for w in arch.widths[1:])
         hidden = 4 * arch.colour_dim
         self.mlp = nn.Sequential(
