@@ -27,11 +27,13 @@ class EncoderConfig:
     max_image_bytes: int = 8_000_000  # encoded size of one image
     max_pixels: int = 25_000_000  # decoded width x height of one image
     top_leaves: int = 5
-    threads: int = 0  # onnxruntime intra-op threads; 0 lets it choose
+    threads: int = 0  # onnxruntime intra-op threads of each batch runner; 0: cores / runners
     variant: str = "fp32"  # the file served: fp32 (model.onnx) or int8 (model.int8.onnx)
     batch_images: int = 64  # images of concurrent Embed calls run through the model together
     batch_wait_ms: float = 5.0  # longest an image waits for others to fill its batch
-    decode_threads: int = 2  # threads decoding images while the model runs the previous batch
+    decode_threads: int = 2  # threads decoding large calls' images while the model runs
+    decode_inline_bytes: int = 131_072  # calls up to this size decode on the event loop
+    batch_runners: int = 2  # batches run through the model at once, each on its own thread
     reload_s: float = 5.0  # how often CURRENT is checked for a new version; 0 never
     spin_us: int = 20  # how long idle onnxruntime threads busy-wait for work; 0 never
 

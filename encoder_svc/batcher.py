@@ -74,17 +74,24 @@ class Batcher:
     between two runs is to hand out the outputs.
     """
 
-    def __init__(self, max_images: int, max_wait_s: float) -> None:
-        if max_images < 1 or max_wait_s < 0:
-            raise ValueError(f"max_images {max_images} must be >= 1, max_wait_s {max_wait_s} >= 0")
+    def __init__(self, max_images: int, max_wait_s: float, runners: int = 1) -> None:
+        if max_images < 1 or max_wait_s < 0 or runners < 1:
+            raise ValueError(
+                f"max_images {max_images} and runners {runners} must be >= 1, "
+                f"max_wait_s {max_wait_s} >= 0"
+            )
         self.max_images = max_images
         self._max_wait_s = max_wait_s
         self._changed = threading.Condition()
         self._open: _Batch | None = None  # taking reservations
         self._full: collections.deque[_Batch] = collections.deque()  # closed, oldest first
         self._stopping = False
-        self._worker = threading.Thread(target=self._loop, name="batcher", daemon=True)
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=self._loop, name=f"batcher-{i}", daemon=True)
+            for i in range(runners)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def reserve(
         self, model: Model, count: int, row_shape: tuple[int, ...], dtype: type = np.float32
@@ -143,8 +150,9 @@ class Batcher:
         """Runs what is reserved, then stops the worker; later reservations are refused."""
         with self._changed:
             self._stopping = True
-            self._changed.notify()
-        self._worker.join()
+            self._changed.notify_all()
+        for worker in self._workers:
+            worker.join()
 
     def _close(self, batch: _Batch) -> None:
         """Takes no more reservations in `batch`; it runs once written. Holds the lock."""

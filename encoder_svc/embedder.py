@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+import simplejpeg
 
+from common.config import EncoderConfig
 from common.errors import InvalidArgument
 from encoder_svc.batcher import Batcher, Outputs
 from encoder_svc.preprocess import Limits, decode, normalise
@@ -52,28 +54,22 @@ class _Chunk:
 class Embedder:
     """Validates, decodes and embeds requests' images with the current model version.
 
-    Each request is cut into up to `decode_threads` chunks, decoded on a thread pool and
-    normalised straight into the rows it reserves in the shared batches of the model run (up to
-    `batch_images` images or `batch_wait_ms`), so decoding the next requests overlaps the
-    current batch's inference.
+    A request's images are decoded and normalised straight into the rows they reserve in the
+    shared batches of the model run (up to `batch_images` images or `batch_wait_ms`, run
+    `batch_runners` at a time), so decoding the next requests overlaps the current batches'
+    inference. Small requests of JPEGs decode on the event loop, where handing them to a thread
+    would cost more than decoding them; others are cut into up to `decode_threads` chunks
+    decoded on a thread pool.
     """
 
-    def __init__(
-        self,
-        encoder: Encoder,
-        limits: Limits,
-        max_batch: int,
-        top_leaves: int,
-        batch_images: int = 64,
-        batch_wait_ms: float = 5.0,
-        decode_threads: int = 2,
-    ) -> None:
+    def __init__(self, encoder: Encoder, settings: EncoderConfig) -> None:
         self._encoder = encoder
-        self._limits = limits
-        self._max_batch = max_batch
-        self._top_leaves = top_leaves
-        self._chunks = max(decode_threads, 1)
-        self._batcher = Batcher(batch_images, batch_wait_ms / 1000)
+        self._settings = settings
+        self._limits = Limits(settings.max_image_bytes, settings.max_pixels)
+        self._chunks = max(settings.decode_threads, 1)
+        self._batcher = Batcher(
+            settings.batch_images, settings.batch_wait_ms / 1000, settings.batch_runners
+        )
         self._decoder = ThreadPoolExecutor(self._chunks, thread_name_prefix="decode")
 
     @property
@@ -105,17 +101,23 @@ class Embedder:
         """
         self._check(len(images), top_leaves)
         encoder = self._encoder  # one version for the whole answer
-        loop = asyncio.get_running_loop()
-        chunks = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._decoder, self._prepare, encoder, images, start, stop)
-                for start, stop in self._spans(len(images))
+        if self._decode_inline(images):
+            chunks = [
+                self._prepare(encoder, images, start, stop)
+                for start, stop in self._spans(len(images), 1)
+            ]
+        else:
+            loop = asyncio.get_running_loop()
+            chunks = await asyncio.gather(
+                *(
+                    loop.run_in_executor(self._decoder, self._prepare, encoder, images, start, stop)
+                    for start, stop in self._spans(len(images), self._chunks)
+                )
             )
-        )
         outputs = await asyncio.gather(
             *(asyncio.wrap_future(chunk.outputs) for chunk in chunks if chunk.outputs is not None)
         )
-        results = _assemble(encoder, chunks, outputs, top_leaves or self._top_leaves)
+        results = _assemble(encoder, chunks, outputs, top_leaves or self._settings.top_leaves)
         return Answer(encoder.version, encoder.dim, results)
 
     def close(self) -> None:
@@ -123,13 +125,21 @@ class Embedder:
         self._decoder.shutdown(wait=True)
         self._batcher.close()
 
-    def _spans(self, count: int) -> list[tuple[int, int]]:
-        """[start, stop) of each chunk: at most one per decoding thread, none over a batch."""
-        size = min(math.ceil(count / self._chunks), self._batcher.max_images)
+    def _decode_inline(self, images: Sequence[bytes]) -> bool:
+        """Whether decoding the images costs less than handing them to a thread and back: JPEGs
+        (whose decoding time follows their size) of at most `decode_inline_bytes` in all."""
+        return sum(map(len, images)) <= self._settings.decode_inline_bytes and all(
+            map(simplejpeg.is_jpeg, images)
+        )
+
+    def _spans(self, count: int, pieces: int) -> list[tuple[int, int]]:
+        """[start, stop) of each chunk: `pieces` of them, or more where one would not fit a
+        batch."""
+        size = min(math.ceil(count / pieces), self._batcher.max_images)
         return [(start, min(start + size, count)) for start in range(0, count, size)]
 
     def _prepare(self, encoder: Encoder, images: Sequence[bytes], start: int, stop: int) -> _Chunk:
-        """Decodes images[start:stop] (on a decoding thread) and queues the good ones."""
+        """Decodes images[start:stop] and queues the good ones."""
         refused: list[Refused] = []
         accepted: list[int] = []
         decoded: list[np.ndarray] = []
@@ -152,9 +162,9 @@ class Embedder:
     def _check(self, count: int, top_leaves: int) -> None:
         if count == 0:
             raise InvalidArgument("no images to embed")
-        if count > self._max_batch:
+        if count > self._settings.max_batch:
             raise InvalidArgument(
-                f"{count} images in one call, more than the limit of {self._max_batch}"
+                f"{count} images in one call, more than the limit of {self._settings.max_batch}"
             )
         if top_leaves < 0:
             raise InvalidArgument(f"top_leaves is {top_leaves}, must be 0 or more")

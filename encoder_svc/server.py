@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from common.errors import VisualSearchError
 from common.serve import run, serve
 from encoder_svc import registry
 from encoder_svc.embedder import Embedder
-from encoder_svc.preprocess import Limits
 from encoder_svc.runtime import Encoder
 from encoder_svc.service import EncoderService
 from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
@@ -29,16 +29,7 @@ async def main() -> None:
         encoder = await asyncio.to_thread(_load, version_dir, settings)
     except VisualSearchError as error:
         raise SystemExit(f"encoder cannot start: {error}") from None
-    limits = Limits(settings.max_image_bytes, settings.max_pixels)
-    embedder = Embedder(
-        encoder,
-        limits,
-        settings.max_batch,
-        settings.top_leaves,
-        settings.batch_images,
-        settings.batch_wait_ms,
-        settings.decode_threads,
-    )
+    embedder = Embedder(encoder, settings)
     follower = asyncio.create_task(_follow_current(embedder, settings))
 
     def register(server: grpc.aio.Server) -> Iterable[str]:
@@ -53,14 +44,17 @@ async def main() -> None:
 
 
 def _load(version_dir: Path, settings: EncoderConfig) -> Encoder:
-    encoder = Encoder.load(version_dir, settings.threads, settings.variant, settings.spin_us)
+    threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.batch_runners)
+    encoder = Encoder.load(version_dir, threads, settings.variant, settings.spin_us)
     log.info(
-        "encoder model %s %s (%d leaves, dim %d) on %s",
+        "encoder model %s %s (%d leaves, dim %d) on %s, %d runs at once of %d threads",
         encoder.version,
         settings.variant,
         len(encoder.leaves),
         encoder.dim,
         encoder.device,
+        settings.batch_runners,
+        threads,
     )
     return encoder
 

@@ -187,7 +187,7 @@ def _rpc_runs(
     """Per run and call size: Embed images/s of the clients, then in-process fp32 at that batch
     size, on decoded inputs (the model alone) and on the encoded images (decode, normalise,
     model)."""
-    with _encoder_server(version_dir, args.threads, max(args.call_images)) as address:
+    with _encoder_server(version_dir, _server_threads(args), max(args.call_images)) as address:
         return asyncio.run(_measure_rpc(address, fp32, encoded, inputs, args))
 
 
@@ -271,14 +271,19 @@ async def _bare_calls(stub: encoder_pb2_grpc.EncoderStub, clients: int) -> float
     return await _rate([get_model] * clients, RPC_S / 2)
 
 
+def _server_threads(args: argparse.Namespace) -> int:
+    """The server's onnxruntime threads per batch runner, so that it uses --threads in all."""
+    return max(1, args.threads // cluster_config.load().encoder.batch_runners)
+
+
 def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Namespace) -> None:
     settings = cluster_config.load().encoder
     print(
         f"\nEmbed RPC: {args.clients} concurrent clients, each calling again when answered; "
         f"the server batches up to {settings.batch_images} images or {settings.batch_wait_ms} "
-        f"ms, decodes on {settings.decode_threads} threads, runs fp32 on {args.threads} "
-        "onnxruntime threads. In-process figures are at the call's batch size, measured "
-        "between the clients' runs."
+        f"ms and runs {settings.batch_runners} batches at once on {_server_threads(args)} "
+        "onnxruntime threads each, the same cores as in-process. In-process figures are "
+        "one call at a time at the call's batch size, measured between the clients' runs."
     )
     print(
         f"{'images per call':>15s} {'RPC images/s':>13s} {'in-process fp32':>16s} "
@@ -315,7 +320,7 @@ def _encoder_server(version_dir: Path, threads: int, max_call: int) -> Iterator[
             "VS_HOST": "127.0.0.1",
             "VS_ENCODER_PORT": str(port),
             "VS_ENCODER_MODELS_DIR": str(models_dir),
-            "VS_ENCODER_THREADS": str(threads),
+            "VS_ENCODER_THREADS": str(threads),  # of each runner
             "VS_ENCODER_VARIANT": "fp32",
             "VS_ENCODER_MAX_BATCH": str(max(max_call, settings.max_batch)),
             "VS_ENCODER_RELOAD_S": "0",

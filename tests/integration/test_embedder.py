@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from common.config import EncoderConfig
 from common.errors import InvalidArgument
 from encoder_svc import registry
 from encoder_svc.embedder import Answer, Embedded, Embedder, Refused
@@ -23,6 +24,7 @@ LEAVES = ["A/B/c", "A/B/d", "A/E/f", "G/H/i"]
 SMALL = Arch(widths=(8, 16), blocks=(1, 1), stem_width=8, dim=16)
 DIM = SMALL.dim + len(LEAVES)  # the served embedding: shape part and leaf probabilities
 MAX_BATCH = 10
+JPEG_END = b"\xff\xd9"
 
 
 def _version(root: Path, seed: int) -> Path:
@@ -39,11 +41,20 @@ def encoders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Encoder, Encoder
     return Encoder.load(_version(root, 0), threads=1), Encoder.load(_version(root, 1), threads=1)
 
 
-@pytest.fixture
-def embedder(encoders: tuple[Encoder, Encoder]) -> Iterator[Embedder]:
-    embedder = Embedder(
-        encoders[0], Limits(), MAX_BATCH, top_leaves=2, batch_images=4, batch_wait_ms=2.0
+@pytest.fixture(params=["decoded on the event loop", "decoded on threads"])
+def embedder(
+    encoders: tuple[Encoder, Encoder], request: pytest.FixtureRequest
+) -> Iterator[Embedder]:
+    inline = request.param == "decoded on the event loop"
+    settings = EncoderConfig(
+        max_batch=MAX_BATCH,
+        top_leaves=2,
+        batch_images=4,
+        batch_wait_ms=2.0,
+        decode_inline_bytes=10**9 if inline else 0,
+        batch_runners=2 if inline else 1,
     )
+    embedder = Embedder(encoders[0], settings)
     yield embedder
     embedder.close()
 
@@ -51,7 +62,7 @@ def embedder(encoders: tuple[Encoder, Encoder]) -> Iterator[Embedder]:
 def _image(seed: int) -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 256, size=(80, 60, 3), dtype=np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
+    Image.fromarray(pixels).save(buffer, "JPEG")
     return buffer.getvalue()
 
 
@@ -65,7 +76,7 @@ def _check(answer: Answer, images: list[bytes], encoders: tuple[Encoder, Encoder
     """Every embedding is the one its image gets alone from the version the answer names."""
     (encoder,) = [e for e in encoders if e.version == answer.model_version]
     for image, result in zip(images, answer.results, strict=True):
-        if image == b"broken":
+        if not image.endswith(JPEG_END):  # b"broken" or a truncated JPEG
             assert isinstance(result, Refused) and result.code == "INVALID_ARGUMENT"
         else:
             assert isinstance(result, Embedded) and len(result.leaves) == 2
@@ -76,7 +87,8 @@ def test_concurrent_calls_each_get_their_own_results_in_order(
     embedder: Embedder, encoders: tuple[Encoder, Encoder]
 ) -> None:
     calls = [[_image(10 * n + i) for i in range(1 + n % MAX_BATCH)] for n in range(16)]
-    calls[5][2] = b"broken"
+    calls[5][2] = b"broken"  # not an image: the call is decoded on threads
+    calls[7][1] = calls[7][1][:200]  # a truncated JPEG: maybe decoded on the event loop
 
     async def run() -> list[Answer]:
         return await asyncio.gather(*(embedder.embed(images) for images in calls))

@@ -13,10 +13,10 @@ from catalog.generate import generate
 from catalog.items import open_catalog
 from catalog.split import is_held_out
 from common import paths
+from common.config import EncoderConfig
 from encoder_svc import quantize, registry
 from encoder_svc.embedder import Embedded, Embedder, Refused
 from encoder_svc.export import TOLERANCE, load_torch, max_difference
-from encoder_svc.preprocess import Limits
 from encoder_svc.runtime import Encoder
 from encoder_svc.train import Recipe, train
 
@@ -137,8 +137,10 @@ def test_the_torch_weights_rebuild_the_exported_model(trained: Path) -> None:
 def test_the_version_serves_the_catalog_images(root: Path, trained: Path) -> None:
     with open_catalog(root / "catalog") as catalog:
         images = [catalog.image_bytes(item.id) for item in catalog.items[:4]]
-    embedder = Embedder(Encoder.load(trained, threads=1), Limits(), max_batch=8, top_leaves=3)
+    settings = EncoderConfig(max_batch=8, top_leaves=3)
+    embedder = Embedder(Encoder.load(trained, threads=1), settings)
     answer = asyncio.run(embedder.embed([*images, b"not an image"]))
+    embedder.close()
     assert answer.model_version == trained.name
     vectors = [result.vector for result in answer.results if isinstance(result, Embedded)]
     assert len(vectors) == 4

@@ -53,8 +53,9 @@ def _held(batcher: Batcher, model: Recorder) -> Future[Outputs]:
     return first
 
 
-def test_each_caller_gets_its_own_rows_in_order() -> None:
-    batcher = Batcher(max_images=16, max_wait_s=0.002)
+@pytest.mark.parametrize("runners", [1, 2])
+def test_each_caller_gets_its_own_rows_in_order(runners: int) -> None:
+    batcher = Batcher(max_images=16, max_wait_s=0.002, runners=runners)
     model = Recorder()
     sizes = [1, 3, 7, 16, 2, 5, 9, 4] * 4
     starts = np.cumsum([0, *sizes[:-1]])
@@ -94,6 +95,22 @@ def test_a_full_batch_runs_without_waiting_out_the_delay() -> None:
     futures = [batcher.submit(model, _rows(0, 1)), batcher.submit(model, _rows(1, 3))]
     assert [len(f.result(WAIT_S)[0]) for f in futures] == [1, 3]
     assert model.runs == [4]
+    batcher.close()
+
+
+def test_runners_run_batches_at_the_same_time() -> None:
+    batcher = Batcher(max_images=2, max_wait_s=0.0, runners=2)
+    both_in = threading.Barrier(2, timeout=WAIT_S)  # broken unless two runs meet inside
+
+    class Meeting:
+        def embed(self, batch: np.ndarray) -> Outputs:
+            both_in.wait()
+            return batch.copy(), batch.sum(axis=1)
+
+    model = Meeting()
+    futures = [batcher.submit(model, _rows(0, 2)), batcher.submit(model, _rows(2, 2))]
+    assert np.array_equal(futures[1].result(WAIT_S)[0], _rows(2, 2))
+    assert np.array_equal(futures[0].result(WAIT_S)[0], _rows(0, 2))
     batcher.close()
 
 
