@@ -39,6 +39,9 @@ class _Batch:
     parts: list[_Part] = dataclasses.field(default_factory=list)
 
 
+_Share = tuple[_Batch, list[_Part]]  # consecutive parts of a batch, run together
+
+
 class Slot:
     """Rows reserved in a batch: write them in place (`rows`), then call `written`."""
 
@@ -63,15 +66,16 @@ class Slot:
 
 
 class Batcher:
-    """Runs reserved rows through their model in batches, on one worker thread.
+    """Runs reserved rows through their model in batches, on `runners` worker threads.
 
     A batch opens with the first reservation and takes the next ones until it holds
     `max_images` rows or it has been open `max_wait_s`. A batch holds rows of one model only,
     so switching models happens between batches and a part never sees two.
 
     Callers write their rows straight into the batch (`reserve`, then `Slot.written`), on
-    their own threads, while the worker runs the previous batch: the worker's only work
-    between two runs is to hand out the outputs.
+    their own threads, while the workers run the previous batches: a worker's only work
+    between two runs is to hand out the outputs. A worker that takes a batch while others are
+    idle shares it out between them, whole parts each, so that one batch can use them all.
     """
 
     def __init__(self, max_images: int, max_wait_s: float, runners: int = 1) -> None:
@@ -85,6 +89,8 @@ class Batcher:
         self._changed = threading.Condition()
         self._open: _Batch | None = None  # taking reservations
         self._full: collections.deque[_Batch] = collections.deque()  # closed, oldest first
+        self._shares: collections.deque[_Share] = collections.deque()  # for idle workers
+        self._idle = 0  # workers waiting for a batch
         self._stopping = False
         self._workers = [
             threading.Thread(target=self._loop, name=f"batcher-{i}", daemon=True)
@@ -168,37 +174,61 @@ class Batcher:
                 self._changed.notify()
 
     def _loop(self) -> None:
-        while (batch := self._next()) is not None:
-            _run(batch)
+        while (share := self._next()) is not None:
+            _run(*share)
 
-    def _next(self) -> _Batch | None:
-        """The oldest closed batch once written; None when closing and nothing is left."""
+    def _next(self) -> _Share | None:
+        """The next share of a batch to run; None when closing and nothing is left."""
         with self._changed:
-            while True:
-                if self._full:
-                    if self._full[0].unwritten == 0:
-                        return self._full.popleft()
-                    timeout = None  # its writers notify
-                elif self._open is not None:
-                    timeout = self._open.opened + self._max_wait_s - time.monotonic()
-                    if timeout <= 0 or self._stopping:
-                        self._close(self._open)
-                        continue
-                elif self._stopping:
-                    return None
-                else:
-                    timeout = None
-                self._changed.wait(timeout)
+            self._idle += 1
+            try:
+                return self._wait_for_share()
+            finally:
+                self._idle -= 1
+
+    def _wait_for_share(self) -> _Share | None:
+        """Waits for a share, or for the oldest closed batch once written to share out. Holds
+        the lock."""
+        while True:
+            if self._shares:
+                return self._shares.popleft()
+            if self._full:
+                if self._full[0].unwritten == 0:
+                    batch = self._full.popleft()
+                    first, *others = _split(batch, pieces=self._idle)
+                    self._shares.extend(others)
+                    self._changed.notify(len(others))
+                    return first
+                timeout = None  # its writers notify
+            elif self._open is not None:
+                timeout = self._open.opened + self._max_wait_s - time.monotonic()
+                if timeout <= 0 or self._stopping:
+                    self._close(self._open)
+                    continue
+            elif self._stopping:
+                return None
+            else:
+                timeout = None
+            self._changed.wait(timeout)
 
 
-def _run(batch: _Batch) -> None:
+def _split(batch: _Batch, pieces: int) -> list[_Share]:
+    """The batch's parts cut into up to `pieces` shares of about equal rows, in order: a part
+    goes to the share its middle row falls in."""
+    shares: list[list[_Part]] = [[] for _ in range(max(pieces, 1))]
+    for part in batch.parts:
+        shares[(part.start + part.stop) * len(shares) // (2 * batch.used)].append(part)
+    return [(batch, parts) for parts in shares if parts]
+
+
+def _run(batch: _Batch, parts: list[_Part]) -> None:
     """One model run for the parts still wanted; each gets its own rows of every output."""
-    wanted = [part for part in batch.parts if part.future.set_running_or_notify_cancel()]
+    wanted = [part for part in parts if part.future.set_running_or_notify_cancel()]
     if not wanted:
         return
     try:
-        if len(wanted) == len(batch.parts):
-            inputs = batch.rows[: batch.used]
+        if len(wanted) == len(parts):  # consecutive rows
+            inputs = batch.rows[parts[0].start : parts[-1].stop]
         else:  # a caller cancelled: its rows do not run
             inputs = np.concatenate([batch.rows[part.start : part.stop] for part in wanted])
         outputs = batch.model.embed(inputs)

@@ -2,6 +2,7 @@
 the model run."""
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 
@@ -27,6 +28,19 @@ class Recorder:
         self.runs.append(len(batch))
         self.started.set()
         self.release.wait(WAIT_S)
+        return batch.copy(), batch.sum(axis=1)
+
+
+class Meeting:
+    """Returns each row and its sum once another run is under way at the same time."""
+
+    def __init__(self) -> None:
+        self.runs: list[int] = []
+        self._both_in = threading.Barrier(2, timeout=WAIT_S)  # broken unless two runs meet
+
+    def embed(self, batch: np.ndarray) -> Outputs:
+        self.runs.append(len(batch))
+        self._both_in.wait()
         return batch.copy(), batch.sum(axis=1)
 
 
@@ -98,19 +112,32 @@ def test_a_full_batch_runs_without_waiting_out_the_delay() -> None:
     batcher.close()
 
 
+def _until_idle(batcher: Batcher, runners: int) -> None:
+    """Waits until `runners` workers wait for work (a guard against a start-up race)."""
+    deadline = time.monotonic() + WAIT_S
+    while batcher._idle < runners and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def test_runners_run_batches_at_the_same_time() -> None:
     batcher = Batcher(max_images=2, max_wait_s=0.0, runners=2)
-    both_in = threading.Barrier(2, timeout=WAIT_S)  # broken unless two runs meet inside
-
-    class Meeting:
-        def embed(self, batch: np.ndarray) -> Outputs:
-            both_in.wait()
-            return batch.copy(), batch.sum(axis=1)
-
     model = Meeting()
     futures = [batcher.submit(model, _rows(0, 2)), batcher.submit(model, _rows(2, 2))]
     assert np.array_equal(futures[1].result(WAIT_S)[0], _rows(2, 2))
     assert np.array_equal(futures[0].result(WAIT_S)[0], _rows(0, 2))
+    batcher.close()
+
+
+def test_idle_runners_share_a_batch_by_whole_parts() -> None:
+    batcher = Batcher(max_images=5, max_wait_s=3600.0, runners=2)
+    _until_idle(batcher, 2)
+    model = Meeting()
+    sizes = [1, 1, 2, 1]  # 5 rows: the full batch runs as two shares, met at the barrier
+    starts = np.cumsum([0, *sizes[:-1]])
+    futures = [batcher.submit(model, _rows(s, n)) for s, n in zip(starts, sizes, strict=True)]
+    for start, size, future in zip(starts, sizes, futures, strict=True):
+        assert np.array_equal(future.result(WAIT_S)[0], _rows(start, size))
+    assert sorted(model.runs) == [2, 3]
     batcher.close()
 
 
