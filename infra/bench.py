@@ -6,7 +6,8 @@
 Prints images per second at batch 1, 8 and 64 for each engine, then the end-to-end Embed
 throughput of concurrent clients against a real encoder server (a subprocess on a free
 loopback port, always stopped) at 1, 8 and 64 images per call, each beside in-process
-onnxruntime at that batch size.
+onnxruntime at that batch size: one caller on --threads threads, and as the server runs the
+model (its batch runners as concurrent callers, the threads shared among them).
 Every figure is the median of --runs runs; each run measures the engines back to back, and a
 ratio is the median of the runs' ratios. A benchmark, not a test: it asserts nothing.
 """
@@ -19,6 +20,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sized
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -141,13 +143,21 @@ def _images(catalog_dir: Path, meta: ModelMeta, count: int) -> tuple[list[bytes]
     return encoded, normalise(decoded, meta.preprocess)
 
 
-def _images_per_s(run: Run, batch: Sized, seconds: float = MEASURE_S) -> float:
+def _images_per_s(run: Run, batch: Sized, seconds: float = MEASURE_S, callers: int = 1) -> float:
+    """Images/s of `callers` threads, each running the batch again and again."""
     run(batch)  # warm: first-run allocations are not what is measured
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds or count < 3 * len(batch):
-        run(batch)
-        count += len(batch)
-    return count / elapsed
+
+    def caller(_: int) -> int:
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds or count < 3 * len(batch):
+            run(batch)
+            count += len(batch)
+        return count
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(callers) as pool:
+        count = sum(pool.map(caller, range(callers)))
+    return count / (time.perf_counter() - started)
 
 
 def _engine_runs(
@@ -187,18 +197,21 @@ def _rpc_runs(
     """Per run and call size: Embed images/s of the clients, then in-process fp32 at that batch
     size, on decoded inputs (the model alone) and on the encoded images (decode, normalise,
     model)."""
+    alike = Encoder.load(version_dir, _server_threads(args), "fp32")  # as the server runs it
     with _encoder_server(version_dir, _server_threads(args), max(args.call_images)) as address:
-        return asyncio.run(_measure_rpc(address, fp32, encoded, inputs, args))
+        return asyncio.run(_measure_rpc(address, fp32, alike, encoded, inputs, args))
 
 
 async def _measure_rpc(
     address: str,
     fp32: Encoder,
+    alike: Encoder,
     encoded: list[bytes],
     inputs: np.ndarray,
     args: argparse.Namespace,
 ) -> dict[tuple[str, int], list[float]]:
     figures: dict[tuple[str, int], list[float]] = {}
+    runners = cluster_config.load().encoder.batch_runners
     async with clients.channel(address) as channel:
         stub = encoder_pb2_grpc.EncoderStub(channel)
         for size in args.call_images:  # warm
@@ -210,6 +223,7 @@ async def _measure_rpc(
                 measured = {
                     "model": _images_per_s(fp32.embed, inputs[:size]),
                     "decode+model": _images_per_s(partial(_embed_encoded, fp32), encoded[:size]),
+                    "model alike": _images_per_s(alike.embed, inputs[:size], callers=runners),
                     "rpc": await _clients(stub, calls, RPC_S),
                 }
                 for key, value in measured.items():
@@ -282,17 +296,20 @@ def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Names
         f"\nEmbed RPC: {args.clients} concurrent clients, each calling again when answered; "
         f"the server batches up to {settings.batch_images} images or {settings.batch_wait_ms} "
         f"ms and runs {settings.batch_runners} batches at once on {_server_threads(args)} "
-        "onnxruntime threads each, the same cores as in-process. In-process figures are "
-        "one call at a time at the call's batch size, measured between the clients' runs."
+        "onnxruntime threads each. In-process figures are at the call's batch size, measured "
+        f"between the clients' runs: fp32 and decode + fp32 by one caller on {args.threads} "
+        f"threads; 'as served' by {settings.batch_runners} callers on {_server_threads(args)} "
+        "threads each, as the server runs the model."
     )
     print(
         f"{'images per call':>15s} {'RPC images/s':>13s} {'in-process fp32':>16s} "
-        f"{'RPC / it':>9s} {'decode + fp32':>14s} {'RPC / it':>9s}"
+        f"{'RPC / it':>9s} {'decode + fp32':>14s} {'RPC / it':>9s} {'as served':>10s} "
+        f"{'RPC / it':>9s}"
     )
     for size in args.call_images:
         rpc = figures["rpc", size]
         row = f"{size:15d} {statistics.median(rpc):13.0f}"
-        for key, width in (("model", 16), ("decode+model", 14)):
+        for key, width in (("model", 16), ("decode+model", 14), ("model alike", 10)):
             row += (
                 f" {statistics.median(figures[key, size]):{width}.0f}"
                 f" {_ratio(rpc, figures[key, size]):8.2f}x"
