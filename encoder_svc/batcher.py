@@ -153,7 +153,7 @@ class Batcher:
         return slot.future
 
     def close(self) -> None:
-        """Runs what is reserved, then stops the worker; later reservations are refused."""
+        """Runs what is reserved, then stops the workers; later reservations are refused."""
         with self._changed:
             self._stopping = True
             self._changed.notify_all()

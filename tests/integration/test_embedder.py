@@ -41,18 +41,21 @@ def encoders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Encoder, Encoder
     return Encoder.load(_version(root, 0), threads=1), Encoder.load(_version(root, 1), threads=1)
 
 
-@pytest.fixture(params=["decoded on the event loop", "decoded on threads"])
+@pytest.fixture(
+    params=[(10**9, 2), (0, 1)],
+    ids=["decoded on the event loop, 2 runners", "decoded on threads, 1 runner"],
+)
 def embedder(
     encoders: tuple[Encoder, Encoder], request: pytest.FixtureRequest
 ) -> Iterator[Embedder]:
-    inline = request.param == "decoded on the event loop"
+    inline_bytes, runners = request.param
     settings = EncoderConfig(
         max_batch=MAX_BATCH,
         top_leaves=2,
         batch_images=4,
         batch_wait_ms=2.0,
-        decode_inline_bytes=10**9 if inline else 0,
-        batch_runners=2 if inline else 1,
+        decode_inline_bytes=inline_bytes,
+        batch_runners=runners,
     )
     embedder = Embedder(encoders[0], settings)
     yield embedder
