@@ -25,12 +25,13 @@ from encoder_svc.model import Arch, ResNet
 from encoder_svc.preprocess import PreprocessParams
 from infra import process
 from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
+from tests.images import png_header_only
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAVES = ["Apparel/Topwear/Shirts", "Apparel/Topwear/Tshirts", "Footwear/Shoes/Boots"]
 ARCH = Arch(widths=(8, 16), blocks=(1, 1), stem_width=8, dim=16)
 DIM = ARCH.dim + len(LEAVES)  # the served embedding: shape part and leaf probabilities
-MAX_BATCH = 4
+MAX_BATCH = 6
 TIMEOUT_S = 10.0
 
 
@@ -110,14 +111,23 @@ def test_get_model_says_what_is_loaded(
 
 
 def test_embed_fails_bad_images_alone(stub: encoder_pb2_grpc.EncoderStub) -> None:
-    images = [_image("JPEG", (60, 80)), b"plain text", _image("PNG", (300, 200), "L"), b""]
+    images = [
+        _image("JPEG", (60, 80)),
+        b"plain text",
+        _image("PNG", (300, 200), "L"),
+        b"",
+        png_header_only(6_000, 5_000),  # over the server's default limit of 25M pixels
+        png_header_only(30_000, 30_000),  # a decompression bomb
+    ]
     answer = stub.Embed(encoder_pb2.EmbedRequest(images=images), timeout=TIMEOUT_S)
     assert answer.dim == DIM and answer.model_version
     kinds = [result.WhichOneof("outcome") for result in answer.results]
-    assert kinds == ["embedding", "error", "embedding", "error"]
-    for index in (1, 3):
+    assert kinds == ["embedding", "error", "embedding", "error", "error", "error"]
+    words = {1: "not an image", 3: "empty", 4: "6000x5000", 5: "bomb"}
+    for index, word in words.items():
         error = answer.results[index].error
-        assert error.code == "INVALID_ARGUMENT" and error.index == index and error.message
+        assert error.code == "INVALID_ARGUMENT" and error.index == index
+        assert word in error.message
     for index in (0, 2):
         embedding = answer.results[index].embedding
         vector = from_bytes(embedding.vector, DIM)
@@ -134,7 +144,9 @@ def test_embed_returns_the_requested_number_of_leaves(
     assert len(answer.results[0].embedding.leaves) == 2
 
 
-@pytest.mark.parametrize(("count", "words"), [(MAX_BATCH + 1, ["5", "4"]), (0, ["no images"])])
+@pytest.mark.parametrize(
+    ("count", "words"), [(MAX_BATCH + 1, [str(MAX_BATCH + 1), str(MAX_BATCH)]), (0, ["no images"])]
+)
 def test_embed_refuses_a_batch_of_the_wrong_size(
     stub: encoder_pb2_grpc.EncoderStub, count: int, words: list[str]
 ) -> None:

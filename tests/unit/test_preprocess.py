@@ -1,8 +1,6 @@
 """The shared preprocessing: what decode() accepts, what it refuses and why, and normalise()."""
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -10,6 +8,7 @@ from PIL import Image
 
 from common.errors import InvalidArgument
 from encoder_svc.preprocess import Limits, PreprocessParams, decode, normalise
+from tests.images import png_header_only
 
 PARAMS = PreprocessParams()
 LIMITS = Limits(max_image_bytes=1_000_000, max_pixels=4_000_000)
@@ -19,22 +18,6 @@ def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt)
     return buffer.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims `width` x `height` but carries almost no data."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + header
-    ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    idat_data = zlib.compress(b"\x00" * 64)
-    idat = b"IDAT" + idat_data
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + ihdr
-        + struct.pack(">I", len(idat_data))
-        + idat
-        + struct.pack(">I", zlib.crc32(idat))
-    )
 
 
 def refusal(data: bytes, limits: Limits = LIMITS) -> str:
