@@ -1,7 +1,25 @@
-"""Image bytes for the tests: PNGs whose header claims more pixels than they carry."""
+"""Image bytes for the tests: encoded pictures, random photos, and PNGs whose header claims
+more pixels than they carry."""
 
+import io
 import struct
 import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    """The image's bytes in `fmt` (PNG, JPEG, ...)."""
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def noise(seed: int, fmt: str = "PNG") -> bytes:
+    """An 80x60 (height x width) RGB photo of random pixels, encoded in `fmt`."""
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(80, 60, 3), dtype=np.uint8)
+    return encode(Image.fromarray(pixels), fmt)
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -1,14 +1,12 @@
 """The embedder with real exported models: shared batches, answers kept apart, model switches."""
 
 import asyncio
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from common.config import EncoderConfig
 from common.errors import InvalidArgument
@@ -18,6 +16,7 @@ from encoder_svc.export import export
 from encoder_svc.model import Arch, ResNet
 from encoder_svc.preprocess import Limits, PreprocessParams, decode, normalise
 from encoder_svc.runtime import Encoder
+from tests.images import noise
 
 PARAMS = PreprocessParams()
 LEAVES = ["A/B/c", "A/B/d", "A/E/f", "G/H/i"]
@@ -62,13 +61,6 @@ def embedder(
     embedder.close()
 
 
-def _image(seed: int) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(80, 60, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
 def _alone(encoder: Encoder, image: bytes) -> np.ndarray:
     """The image's embedding from a model run of its own."""
     decoded = decode(image, Limits(), encoder.params)[None]
@@ -89,7 +81,7 @@ def _check(answer: Answer, images: list[bytes], encoders: tuple[Encoder, Encoder
 def test_concurrent_calls_each_get_their_own_results_in_order(
     embedder: Embedder, encoders: tuple[Encoder, Encoder]
 ) -> None:
-    calls = [[_image(10 * n + i) for i in range(1 + n % MAX_BATCH)] for n in range(16)]
+    calls = [[noise(10 * n + i, "JPEG") for i in range(1 + n % MAX_BATCH)] for n in range(16)]
     calls[5][2] = b"broken"  # not an image: the call is decoded on threads
     calls[7][1] = calls[7][1][:200]  # a truncated JPEG: maybe decoded on the event loop
 
@@ -104,7 +96,7 @@ def test_concurrent_calls_each_get_their_own_results_in_order(
 def test_a_swap_takes_effect_between_calls_and_never_inside_one(
     embedder: Embedder, encoders: tuple[Encoder, Encoder]
 ) -> None:
-    calls = [[_image(100 + 10 * n + i) for i in range(MAX_BATCH)] for n in range(12)]
+    calls = [[noise(100 + 10 * n + i, "JPEG") for i in range(MAX_BATCH)] for n in range(12)]
 
     async def run() -> list[Answer]:
         before = [asyncio.ensure_future(embedder.embed(images)) for images in calls[:6]]
@@ -123,4 +115,4 @@ def test_a_swap_takes_effect_between_calls_and_never_inside_one(
 @pytest.mark.parametrize("count", [0, MAX_BATCH + 1])
 def test_a_call_of_the_wrong_size_is_refused_whole(embedder: Embedder, count: int) -> None:
     with pytest.raises(InvalidArgument, match=f"{count}|no images"):
-        asyncio.run(embedder.embed([_image(0)] * count))
+        asyncio.run(embedder.embed([noise(0, "JPEG")] * count))

@@ -2,7 +2,6 @@
 
 import contextlib
 import dataclasses
-import io
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from encoder_svc.model import Arch, ResNet
 from encoder_svc.preprocess import PreprocessParams
 from infra import process
 from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
-from tests.images import png_header_only
+from tests.images import encode, noise, png_header_only
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAVES = ["Apparel/Topwear/Shirts", "Apparel/Topwear/Tshirts", "Footwear/Shoes/Boots"]
@@ -95,9 +94,7 @@ def stub(
 
 
 def _image(fmt: str, size: tuple[int, int], mode: str = "RGB") -> bytes:
-    buffer = io.BytesIO()
-    Image.new(mode, size, "red" if mode == "RGB" else 128).save(buffer, fmt)
-    return buffer.getvalue()
+    return encode(Image.new(mode, size, "red" if mode == "RGB" else 128), fmt)
 
 
 def test_get_model_says_what_is_loaded(
@@ -157,19 +154,12 @@ def test_embed_refuses_a_batch_of_the_wrong_size(
     assert all(word in caught.value.details() for word in words)
 
 
-def _noise(seed: int) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(80, 60, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def _vectors(answer: encoder_pb2.EmbedResponse) -> list[np.ndarray]:
     return [from_bytes(result.embedding.vector, DIM) for result in answer.results]
 
 
 def test_concurrent_calls_each_get_their_own_results(stub: encoder_pb2_grpc.EncoderStub) -> None:
-    calls = [[_noise(10 * n + i) for i in range(1 + n % MAX_BATCH)] for n in range(16)]
+    calls = [[noise(10 * n + i) for i in range(1 + n % MAX_BATCH)] for n in range(16)]
 
     def embed(images: list[bytes]) -> encoder_pb2.EmbedResponse:
         return stub.Embed(encoder_pb2.EmbedRequest(images=images), timeout=TIMEOUT_S)
@@ -205,7 +195,7 @@ def test_a_new_current_version_is_served_without_a_restart(
     models = tmp_path / "models"
     shutil.copytree(models_dir, models)
     first = registry.current(models).name
-    request = encoder_pb2.EmbedRequest(images=[_noise(1)])
+    request = encoder_pb2.EmbedRequest(images=[noise(1)])
     log_file = tmp_path / "encoder.log"
 
     def log() -> str:

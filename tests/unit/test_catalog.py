@@ -16,6 +16,7 @@ from catalog.items import COLUMNS, CatalogItem, open_catalog
 from catalog.split import is_held_out
 from common import paths
 from common.errors import InvalidArgument, NotFound
+from tests.images import encode
 
 PER_LEAF = 3
 FASHION_SMALL = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "fashion-small"
@@ -52,9 +53,7 @@ def _write_styles(root: Path, rows: list[tuple[str, str]]) -> None:
 
 
 def _jpeg(colour: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (60, 80), colour).save(buffer, "JPEG")
-    return buffer.getvalue()
+    return encode(Image.new("RGB", (60, 80), colour), "JPEG")
 
 
 ROWS = [("7", "Tshirts"), ("3", "Shirts"), ("5", "Tshirts")]  # "5" has no image

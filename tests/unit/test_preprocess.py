@@ -8,16 +8,10 @@ from PIL import Image
 
 from common.errors import InvalidArgument
 from encoder_svc.preprocess import Limits, PreprocessParams, decode, normalise
-from tests.images import png_header_only
+from tests.images import encode, png_header_only
 
 PARAMS = PreprocessParams()
 LIMITS = Limits(max_image_bytes=1_000_000, max_pixels=4_000_000)
-
-
-def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt)
-    return buffer.getvalue()
 
 
 def refusal(data: bytes, limits: Limits = LIMITS) -> str:
