@@ -54,6 +54,9 @@ class TaxonomyConfig:
     database: str = "var/taxonomy.sqlite"
     max_distance: int = 4  # tree edges beyond which a neighbour is dropped
     visual_weight: float = 0.7  # share of the visual score in the combined score
+    widest_step: int = 3  # back-off: 0 leaf, 1 siblings, 2 further up, 3 related nodes
+    suggest_below: float = 0.05  # a seller's leaf the classifier gives less is suggested
+    watch_backlog: int = 10_000  # edits a follower may be behind before it must reload
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +72,13 @@ class GatewayConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuthConfig:
+    # TOML of [[token]] tables (name, value, roles); empty: auth is off, every call allowed
+    tokens_file: str = ""
+    token: str = ""  # the bearer token this process presents on its own outgoing calls
+
+
+@dataclasses.dataclass(frozen=True)
 class ClusterConfig:
     host: str = "127.0.0.1"
     partition_level: int = 2  # depth of the taxonomy node each partition serves
@@ -78,6 +88,7 @@ class ClusterConfig:
     index: IndexConfig = IndexConfig()
     taxonomy: TaxonomyConfig = TaxonomyConfig()
     gateway: GatewayConfig = GatewayConfig()
+    auth: AuthConfig = AuthConfig()
 
     def address(self, port: int) -> str:
         return f"{self.host}:{port}"

@@ -6,19 +6,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 from tqdm import tqdm
 
 from catalog.items import open_catalog
+from common import paths
 from common.errors import ItemFailure
-from taxonomy_svc import store
+from taxonomy_svc import formats
 from taxonomy_svc.db import make_engine
+from taxonomy_svc.edits import Import
+from taxonomy_svc.items import Incoming
+from taxonomy_svc.record import Record
 
 BATCH = 5000  # items per put_items call
 
 
 def seed(database: str, catalog_dir: str) -> dict[str, int]:
-    """Adds the catalog's leaves to the tree and records its items as 'given', in one transaction.
+    """Imports the catalog's leaves as one audited edit and records its items as 'given'.
 
     Seeding again with the same catalog changes nothing.
 
@@ -26,50 +30,68 @@ def seed(database: str, catalog_dir: str) -> dict[str, int]:
         {"nodes_added", "items", "failed", "version"}.
     """
     with open_catalog(catalog_dir) as catalog:
-        records = [
-            store.ItemRecord(item.id, item.leaf, "given", item.title, item.colour, item.usage)
+        incoming = [
+            Incoming(item.id, item.leaf, "given", item.title, item.colour, item.usage)
             for item in catalog.items
         ]
     engine = make_engine(database)
     try:
-        with sessionmaker(engine).begin() as session:
-            added = store.add_paths(session, sorted({record.leaf for record in records}))
-            failures = _put_in_batches(session, records)
-            version = store.tree_version(session)
+        record = Record(sessionmaker(engine), partition_level=0)
+        leaves = sorted({item.leaf for item in incoming})
+        text = "".join(formats.LINE_SEP.join(paths.split(leaf)) + "\n" for leaf in leaves)
+        before = len(record.tree.active_ids())
+        record.apply(Import("lines", text), record.version, "seed", comment=catalog_dir)
+        added = len(record.tree.active_ids()) - before
+        failures = _put_in_batches(record, incoming)
     finally:
         engine.dispose()
     for failure in failures[:10]:
         print(f"item {failure.index} ({failure.item_id!r}): {failure.message}", file=sys.stderr)
-    stored = len(records) - len(failures)
-    return {"nodes_added": added, "items": stored, "failed": len(failures), "version": version}
+    stored = len(incoming) - len(failures)
+    return {
+        "nodes_added": added,
+        "items": stored,
+        "failed": len(failures),
+        "version": record.version,
+    }
 
 
 def export(database: str, out: str) -> dict[str, int]:
-    """Writes the tree and every item's leaf as JSON (see store.export) to `out`.
+    """Writes the tree and every item's leaf as JSON to `out`, for training and backups.
+
+    The JSON: {"version", "nodes": [{"path", "parent"}] parents first ("" for a top-level
+    node's parent), "items": [{"id", "leaf", "leaf_source"}] sorted by id}.
 
     Returns:
         {"nodes", "items", "version"}.
     """
     engine = make_engine(database)
     try:
-        with sessionmaker(engine)() as session:
-            data = store.export(session)
+        record = Record(sessionmaker(engine), partition_level=0)
+        tree = record.tree
+        nodes = [{"path": path, "parent": tree.parent(path)} for path in tree.nodes()]
+        stored = record.all_items()
     finally:
         engine.dispose()
+    data = {
+        "version": record.version,
+        "nodes": nodes,
+        "items": [{"id": i.id, "leaf": i.leaf, "leaf_source": i.leaf_source} for i in stored],
+    }
     file = Path(out)
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(data))
-    return {"nodes": len(data["nodes"]), "items": len(data["items"]), "version": data["version"]}
+    return {"nodes": len(nodes), "items": len(stored), "version": record.version}
 
 
-def _put_in_batches(session: Session, records: list[store.ItemRecord]) -> list[ItemFailure]:
+def _put_in_batches(record: Record, incoming: list[Incoming]) -> list[ItemFailure]:
     failures: list[ItemFailure] = []
-    with tqdm(total=len(records), unit="item", desc="seed", disable=len(records) <= BATCH) as bar:
-        for start in range(0, len(records), BATCH):
-            batch = records[start : start + BATCH]
+    with tqdm(total=len(incoming), unit="item", desc="seed", disable=len(incoming) <= BATCH) as bar:
+        for start in range(0, len(incoming), BATCH):
+            batch = incoming[start : start + BATCH]
             failures += [
                 ItemFailure(f.index + start, f.item_id, f.code, f.message)
-                for f in store.put_items(session, batch)
+                for f in record.put_items(batch, suggest_below=0.0).failures
             ]
             bar.update(len(batch))
     return failures

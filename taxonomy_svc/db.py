@@ -1,13 +1,30 @@
-"""The taxonomy's tables (SQLAlchemy 2.0 declarative) and the engine that opens them."""
+"""The taxonomy's tables (SQLAlchemy 2.0 declarative) and the engine that opens them.
+
+The schema is owned by the Alembic migrations in `taxonomy_svc/migrations`; `make_engine`
+upgrades a database to the newest one before anything reads it.
+"""
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Engine, ForeignKey, Text, create_engine, event
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Engine,
+    ForeignKey,
+    Integer,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 LEAF_SOURCES = ("given", "predicted")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class Base(DeclarativeBase):
@@ -15,45 +32,83 @@ class Base(DeclarativeBase):
 
 
 class NodeRow(Base):
-    """A taxonomy node, keyed by its path; the tree's edges are the parent links."""
+    """A taxonomy node: a stable id, a name, a parent link; archived nodes stay readable."""
 
     __tablename__ = "nodes"
 
-    path: Mapped[str] = mapped_column(primary_key=True)
-    name: Mapped[str]
-    parent: Mapped[str | None] = mapped_column(ForeignKey("nodes.path"), index=True)
-    depth: Mapped[int]
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(Text)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    replaced_by: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))
 
 
 class ItemRow(Base):
-    """A catalog item and the leaf it sits in."""
+    """A catalog item and the leaf it sits in, by the leaf's id."""
 
     __tablename__ = "items"
     __table_args__ = (
         CheckConstraint("leaf_source IN ('given', 'predicted')", name="ck_items_leaf_source"),
     )
 
-    id: Mapped[str] = mapped_column(primary_key=True)
-    leaf: Mapped[str] = mapped_column(ForeignKey("nodes.path"), index=True)
-    leaf_source: Mapped[str]
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    leaf_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+    leaf_source: Mapped[str] = mapped_column(Text)
     title: Mapped[str] = mapped_column(Text, default="")
-    colour: Mapped[str] = mapped_column(default="")
-    usage: Mapped[str] = mapped_column(default="")
+    colour: Mapped[str] = mapped_column(Text, default="")
+    usage: Mapped[str] = mapped_column(Text, default="")
+
+
+class RelatedRow(Base):
+    """A curated link between nodes of different branches; a < b."""
+
+    __tablename__ = "related"
+    __table_args__ = (CheckConstraint("a < b", name="ck_related_order"),)
+
+    a: Mapped[int] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    b: Mapped[int] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
 
 
 class TreeVersionRow(Base):
-    """One row (id 1): bumped by every change to the tree, so readers can tell it moved."""
+    """One row (id 1): the version of the last committed edit; edits check it to go first."""
 
     __tablename__ = "tree_version"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    version: Mapped[int]
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class EditRow(Base):
+    """The audit log: one row per committed edit, keyed by the version it made."""
+
+    __tablename__ = "edits"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    actor: Mapped[str] = mapped_column(Text)
+    at: Mapped[str] = mapped_column(Text)  # ISO 8601, UTC
+    kind: Mapped[str] = mapped_column(Text)
+    op: Mapped[str] = mapped_column(Text)  # the op as given, JSON
+    summary: Mapped[str] = mapped_column(Text)
+    effect: Mapped[str] = mapped_column(Text)  # nodes before/after, item moves, links; JSON
+    reverts: Mapped[int] = mapped_column(Integer, default=0)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class SuggestionRow(Base):
+    """A seller's item proposing a path: one the tree lacks, or a leaf the classifier favours."""
+
+    __tablename__ = "suggestions"
+    __table_args__ = (UniqueConstraint("path", "kind", "item_id", name="uq_suggestion"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, index=True)
+    kind: Mapped[str] = mapped_column(Text)  # "new_path" or "disagreement"
+    item_id: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, default="open", index=True)
 
 
 def make_engine(database: str) -> Engine:
-    """Opens the database and creates any missing table.
-
-    Tables are created here until the schema gets Alembic migrations.
+    """Opens the database and upgrades its schema to the newest migration.
 
     Args:
         database: a SQLite file path (its directory is created) or a full SQLAlchemy URL
@@ -65,8 +120,17 @@ def make_engine(database: str) -> Engine:
     engine = create_engine(database if "://" in database else _sqlite_file(database))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    Base.metadata.create_all(engine)
+    upgrade(engine)
     return engine
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Runs the Alembic migrations up to `revision` on `engine`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
 def _sqlite_file(path: str) -> URL:

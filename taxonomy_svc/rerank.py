@@ -1,13 +1,33 @@
-"""The rerank of neighbours: drop those too far in the tree from the query, order the rest."""
+"""The rerank of neighbours: drop those too far in the tree from the query, order the rest.
+
+Hierarchy back-off: candidates in the query's believed leaves come first; when they are
+fewer than k, the result widens step by step (sibling leaves, then further up the believed
+leaves' ancestors, then nodes an editor related to them) until it has k or reaches the
+configured widest step. Within a step the order is the combined score
+
+    score = visual_weight * visual + (1 - visual_weight) * closeness
+
+where closeness is the probability-weighted mean over the believed leaves of
+1 - distance / (2 * height), and a related link counts as one edge between its two nodes.
+Each result says its step, its tree distance and the related link that let it in.
+"""
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 
 from common.errors import InvalidArgument, NotFound
 from taxonomy_svc.tree import Tree
 
 BELIEF = 0.1  # a query leaf at least this probable counts as what the query may be
+
+
+class Step(IntEnum):
+    LEAF = 0
+    SIBLING = 1
+    SUBTREE = 2
+    RELATED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +41,32 @@ class Candidate:
 class Ranked:
     item_id: str
     leaf: str
-    score: float  # the combined score the order follows
+    score: float  # the combined score the order follows within a step
     visual: float
-    tree_distance: int  # edges to the nearest believed query leaf
+    tree_distance: int  # edges to the nearest believed query leaf (a related link: one edge)
+    step: Step = Step.LEAF
+    related_via: str = ""  # "A <-> B" when a related link let the item in
 
 
 @dataclass(frozen=True, slots=True)
 class RerankResult:
     items: list[Ranked]
-    dropped: int  # candidates too far from the query, or in a leaf the tree does not know
+    dropped: int  # candidates too far, outside the categories, or in an unknown leaf
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    max_distance: int = 4  # candidates further (in edges) from every believed leaf are dropped
+    visual_weight: float = 0.7  # share of the visual score in the combined score, in [0, 1]
+    widest_step: Step = Step.RELATED  # the back-off stops here
+
+
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    distance: int
+    closeness: float
+    step: Step
+    related_via: str
 
 
 def rerank(
@@ -37,54 +74,127 @@ def rerank(
     query_leaves: Sequence[tuple[str, float]],
     candidates: Sequence[Candidate],
     k: int,
-    max_distance: int,
-    visual_weight: float,
+    settings: Settings = Settings(),
+    categories: Sequence[str] = (),
 ) -> RerankResult:
-    """Drops candidates far from the query's believed leaves and orders the rest.
-
-    The believed leaves are the query leaves with probability >= BELIEF (at least the most
-    probable one). A candidate's closeness is the probability-weighted mean over them of
-    1 - distance / (2 * height); its score is
-    visual_weight * visual + (1 - visual_weight) * closeness.
+    """Drops candidates far from the query's believed leaves and orders the rest by step.
 
     Args:
-        tree: the taxonomy.
+        tree: the taxonomy; archived leaves in the query resolve to their successors.
         query_leaves: (leaf path, probability) pairs for the query.
         candidates: neighbours; an item listed twice keeps its best visual score.
         k: how many to keep.
-        max_distance: candidates further (in edges) from every believed leaf are dropped.
-        visual_weight: share of the visual score in the combined score, in [0, 1].
+        settings: distances, weights and the widest back-off step.
+        categories: if given, only candidates inside these nodes are kept.
 
     Returns:
-        The best k by score (ties: visual score, then id) and the number dropped.
+        The best k by (step, score, visual score, id) and the number dropped.
 
     Raises:
         InvalidArgument: k < 1, no query leaf, a probability outside [0, 1], an empty
             candidate id or a score that is not finite.
-        NotFound: no believed query leaf is in the tree.
+        NotFound: no believed query leaf is in the tree, or a category is unknown.
     """
     if k < 1:
         raise InvalidArgument(f"k must be at least 1, got {k}")
-    believed = _believed(tree, query_leaves)
-    placements: dict[str, tuple[int, float] | None] = {}
+    placer = _Placer(tree, _believed(tree, query_leaves), settings)
+    inside = {tree.resolve_path(category) for category in categories}
+    placements: dict[str, _Placement | None] = {}
     ranked: list[Ranked] = []
     unique = _best_per_item(candidates)
     for candidate in unique:
         if candidate.leaf not in placements:
-            placements[candidate.leaf] = _place(tree, believed, candidate.leaf, max_distance)
+            placements[candidate.leaf] = placer.place(candidate.leaf, inside)
         placement = placements[candidate.leaf]
         if placement is not None:
-            distance, closeness = placement
-            score = visual_weight * candidate.visual + (1.0 - visual_weight) * closeness
+            weight = settings.visual_weight
+            score = weight * candidate.visual + (1.0 - weight) * placement.closeness
             ranked.append(
-                Ranked(candidate.item_id, candidate.leaf, score, candidate.visual, distance)
+                Ranked(
+                    candidate.item_id,
+                    candidate.leaf,
+                    score,
+                    candidate.visual,
+                    placement.distance,
+                    placement.step,
+                    placement.related_via,
+                )
             )
-    ranked.sort(key=lambda r: (-r.score, -r.visual, r.item_id))
+    ranked.sort(key=lambda r: (r.step, -r.score, -r.visual, r.item_id))
     return RerankResult(items=ranked[:k], dropped=len(unique) - len(ranked))
 
 
-def _believed(tree: Tree, query_leaves: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
-    """The believed leaves the tree knows, with their weights (summing to 1)."""
+class _Placer:
+    """Where candidate leaves stand from the believed query leaves."""
+
+    def __init__(self, tree: Tree, believed: list[tuple[int, float]], settings: Settings) -> None:
+        self._tree = tree
+        self._believed = believed
+        self._settings = settings
+        self._parents = {tree.node(leaf).parent for leaf, _ in believed}
+        # For each believed leaf: (a node related to one of its ancestors, edges to reach it).
+        self._anchors = [self._anchors_of(leaf) for leaf, _ in believed]
+
+    def place(self, leaf_path: str, inside: set[int]) -> _Placement | None:
+        tree = self._tree
+        if not tree.contains(leaf_path):
+            return None
+        leaf = tree.id_of(leaf_path)
+        chain = tree.chain(leaf)
+        if inside and not inside.intersection(chain):
+            return None
+        distances: list[int] = []
+        best_link = (math.inf, "")
+        for (query, _), anchors in zip(self._believed, self._anchors, strict=True):
+            link = _via_links(chain, anchors)
+            distances.append(int(min(tree.id_distance(query, leaf), link[0])))
+            best_link = min(best_link, link)
+        distance = min(distances)
+        if distance > self._settings.max_distance:
+            return None
+        step = self._step(leaf, distance, best_link)
+        if step > self._settings.widest_step:
+            return None
+        span = 2.0 * tree.height
+        closeness = sum(
+            w * (1.0 - d / span) for (_, w), d in zip(self._believed, distances, strict=True)
+        )
+        via = best_link[1] if step == Step.RELATED else ""
+        return _Placement(distance, closeness, step, via)
+
+    def _step(self, leaf: int, distance: int, link: tuple[float, str]) -> Step:
+        tree_distance = min(self._tree.id_distance(q, leaf) for q, _ in self._believed)
+        if link[0] < tree_distance:
+            return Step.RELATED
+        if distance == 0:
+            return Step.LEAF
+        if self._tree.node(leaf).parent in self._parents:
+            return Step.SIBLING
+        return Step.SUBTREE
+
+    def _anchors_of(self, leaf: int) -> list[tuple[int, int, str]]:
+        tree = self._tree
+        chain = tree.chain(leaf)
+        anchors: list[tuple[int, int, str]] = []
+        for up, ancestor in enumerate(reversed(chain)):
+            for other in tree.related_to(ancestor):
+                label = f"{tree.path_of(ancestor)} <-> {tree.path_of(other)}"
+                anchors.append((other, up + 1, label))
+        return anchors
+
+
+def _via_links(chain: tuple[int, ...], anchors: list[tuple[int, int, str]]) -> tuple[float, str]:
+    """Edges from a believed leaf to a candidate through one related link, and the link."""
+    best: tuple[float, str] = (math.inf, "")
+    for other, cost, label in anchors:
+        if other in chain:
+            down = len(chain) - 1 - chain.index(other)
+            best = min(best, (cost + down, label))
+    return best
+
+
+def _believed(tree: Tree, query_leaves: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
+    """The believed leaves the tree knows (old paths resolved), with weights summing to 1."""
     if not query_leaves:
         raise InvalidArgument("the query has no leaf probabilities")
     probs: dict[str, float] = {}
@@ -94,14 +204,20 @@ def _believed(tree: Tree, query_leaves: Sequence[tuple[str, float]]) -> list[tup
         probs[leaf] = max(prob, probs.get(leaf, 0.0))
     ordered = sorted(probs.items(), key=lambda pair: (-pair[1], pair[0]))
     believed = [pair for pair in ordered if pair[1] >= BELIEF] or ordered[:1]
-    known = [pair for pair in believed if tree.contains(pair[0])]
+    known: dict[int, float] = {}
+    for path, prob in believed:
+        try:
+            node = tree.resolve_path(path)
+        except NotFound:
+            continue
+        known[node] = known.get(node, 0.0) + prob
     if not known:
         names = [leaf for leaf, _ in believed]
         raise NotFound(f"the taxonomy has none of the query's believed leaves {names}")
-    total = sum(prob for _, prob in known)
+    total = sum(known.values())
     if total == 0.0:
-        return [(leaf, 1.0 / len(known)) for leaf, _ in known]
-    return [(leaf, prob / total) for leaf, prob in known]
+        return [(node, 1.0 / len(known)) for node in known]
+    return [(node, prob / total) for node, prob in known.items()]
 
 
 def _best_per_item(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -115,17 +231,3 @@ def _best_per_item(candidates: Sequence[Candidate]) -> list[Candidate]:
         if kept is None or candidate.visual > kept.visual:
             best[candidate.item_id] = candidate
     return list(best.values())
-
-
-def _place(
-    tree: Tree, believed: list[tuple[str, float]], leaf: str, max_distance: int
-) -> tuple[int, float] | None:
-    """(distance to the nearest believed leaf, closeness), or None if the leaf is dropped."""
-    if not tree.contains(leaf):
-        return None
-    distances = [tree.distance(query_leaf, leaf) for query_leaf, _ in believed]
-    if min(distances) > max_distance:
-        return None
-    span = 2.0 * tree.height
-    closeness = sum(w * (1.0 - d / span) for (_, w), d in zip(believed, distances, strict=True))
-    return min(distances), closeness

@@ -5,31 +5,24 @@ import logging
 from collections.abc import Iterable
 
 import grpc
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from common import config as cluster_config
 from common.serve import run, serve
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
-from taxonomy_svc import store
 from taxonomy_svc.db import make_engine
-from taxonomy_svc.service import TaxonomyService
-from taxonomy_svc.tree import Tree
+from taxonomy_svc.record import Record
+from taxonomy_svc.service import TaxonomyService, roles
 
 log = logging.getLogger(__name__)
-
-
-def _load_tree(sessions: sessionmaker[Session]) -> tuple[Tree, int]:
-    with sessions() as session:
-        return Tree.from_paths(store.load_paths(session)), store.tree_version(session)
 
 
 async def main() -> None:
     config = cluster_config.load()
     engine = await asyncio.to_thread(make_engine, config.taxonomy.database)
-    sessions = sessionmaker(engine)
-    tree, version = await asyncio.to_thread(_load_tree, sessions)
-    log.info("taxonomy tree version %d: %d nodes", version, len(tree.nodes()))
-    servicer = TaxonomyService(sessions, tree, version, config.taxonomy)
+    record = await asyncio.to_thread(Record, sessionmaker(engine), config.partition_level)
+    log.info("taxonomy tree version %d: %d nodes", record.version, len(record.tree.active_ids()))
+    servicer = TaxonomyService(record, config.taxonomy)
 
     def register(server: grpc.aio.Server) -> Iterable[str]:
         taxonomy_pb2_grpc.add_TaxonomyServicer_to_server(servicer, server)
@@ -38,7 +31,15 @@ async def main() -> None:
     async def on_stop() -> None:
         engine.dispose()
 
-    await serve("taxonomy", config.address(config.taxonomy.port), register, config.grace_s, on_stop)
+    await serve(
+        "taxonomy",
+        config.address(config.taxonomy.port),
+        register,
+        config.grace_s,
+        on_stop,
+        roles=roles(),
+        auth=config.auth,
+    )
 
 
 if __name__ == "__main__":

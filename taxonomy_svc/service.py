@@ -1,20 +1,25 @@
-"""The Taxonomy gRPC servicer: protobuf in, the tree and the store, protobuf out."""
+"""The Taxonomy gRPC servicer: protobuf in, the record and the rerank, protobuf out."""
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import grpc
-from sqlalchemy.orm import Session, sessionmaker
 
-from common import paths
+from common.auth import current_caller
 from common.config import TaxonomyConfig
-from common.errors import InvalidArgument, ItemFailure
+from common.errors import InvalidArgument
 from common.wire import item_error_pb
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
-from taxonomy_svc import store
-from taxonomy_svc.rerank import Candidate, Ranked, RerankResult, rerank
+from taxonomy_svc import edits, formats
+from taxonomy_svc.diff import compare
+from taxonomy_svc.items import Incoming, Stored
+from taxonomy_svc.record import Applied, Entry, Record
+from taxonomy_svc.rerank import Candidate, Ranked, Settings, Step, rerank
 from taxonomy_svc.tree import Tree
+
+T = TypeVar("T")
 
 _SOURCES = {
     "given": taxonomy_pb2.LEAF_SOURCE_GIVEN,
@@ -22,55 +27,121 @@ _SOURCES = {
 }
 _SOURCE_NAMES = {value: name for name, value in _SOURCES.items()}
 
+READS = (
+    "GetTree",
+    "Ancestors",
+    "GetNode",
+    "GetItems",
+    "Rerank",
+    "History",
+    "Diff",
+    "ListSuggestions",
+    "Export",
+    "Watch",
+)
+WRITES = ("PutItems", "DeleteItems")
+EDITS = ("Edit",)
+
+
+def roles() -> dict[str, str]:
+    """The role each method needs, by full method name."""
+    service = taxonomy_pb2.DESCRIPTOR.services_by_name["Taxonomy"].full_name
+    needed = {
+        **dict.fromkeys(READS, "reader"),
+        **dict.fromkeys(WRITES, "writer"),
+        **dict.fromkeys(EDITS, "editor"),
+    }
+    return {f"/{service}/{method}": role for method, role in needed.items()}
+
+
+class Changes:
+    """Wakes every Watch stream when an edit commits."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def next(self) -> asyncio.Event:
+        """The event the next commit sets; take it before reading, so no commit is missed."""
+        return self._event
+
 
 class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
-    """Serves the tree loaded at start and the items in the database."""
+    """Serves the record's tree, items, history and edits."""
 
-    def __init__(
-        self, sessions: sessionmaker[Session], tree: Tree, version: int, config: TaxonomyConfig
-    ) -> None:
-        self._sessions = sessions
-        self._tree = tree
-        self._tree_pb = _tree_to_pb(tree, version)
+    def __init__(self, record: Record, config: TaxonomyConfig) -> None:
+        self._record = record
         self._config = config
+        self._changes = Changes()
+        self._settings = Settings(
+            config.max_distance, config.visual_weight, Step(config.widest_step)
+        )
 
     async def GetTree(
         self, request: taxonomy_pb2.GetTreeRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.Tree:
-        return self._tree_pb
+        version = request.version or self._record.version
+        tree = await _run(self._record.tree_at, version)
+        counts = await _run(self._record.counts) if request.with_counts else {}
+        ids = [n.id for n in tree.all_nodes()] if request.include_archived else tree.active_ids()
+        return taxonomy_pb2.Tree(
+            version=version,
+            nodes=[_node_pb(tree, node_id, counts) for node_id in ids],
+            related=[_related_pb(tree, a, b) for a, b in sorted(tree.related)],
+        )
 
     async def Ancestors(
         self, request: taxonomy_pb2.AncestorsRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.AncestorsResponse:
         if not request.path:
             raise InvalidArgument("path is empty")
-        return taxonomy_pb2.AncestorsResponse(paths=self._tree.ancestors(request.path))
+        return taxonomy_pb2.AncestorsResponse(paths=self._record.tree.ancestors(request.path))
+
+    async def GetNode(
+        self, request: taxonomy_pb2.NodeRef, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.NodeDetail:
+        tree = self._record.tree
+        node_id = request.id or _resolve_path(tree, request.path)
+        node = tree.node(node_id)
+        resolved = tree.resolve(node_id) if node.archived and node.replaced_by else node_id
+        counts = await _run(self._record.counts)
+        children = tree.child_ids(node_id) if tree.is_active(node_id) else []
+        return taxonomy_pb2.NodeDetail(
+            node=_node_pb(tree, node_id, counts),
+            children=[_node_pb(tree, child, counts) for child in children],
+            related=[_node_pb(tree, other, counts) for other in tree.related_to(node_id)],
+            resolved=_node_pb(tree, resolved, counts),
+        )
 
     async def GetItems(
         self, request: taxonomy_pb2.GetItemsRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.GetItemsResponse:
         _require(request.ids, "ids")
-        found, missing = await asyncio.to_thread(self._get_items, list(request.ids))
+        found, missing = await _run(self._record.get_items, list(request.ids))
         return taxonomy_pb2.GetItemsResponse(
-            items=[_item_to_pb(item) for item in found], missing_ids=missing
+            items=[_item_pb(item) for item in found], missing_ids=missing
         )
 
     async def PutItems(
         self, request: taxonomy_pb2.PutItemsRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.PutItemsResponse:
         _require(request.items, "items")
-        records = [_item_from_pb(item) for item in request.items]
-        failures = await asyncio.to_thread(self._put_items, records)
+        incoming = [_incoming(item) for item in request.items]
+        put = await _run(self._record.put_items, incoming, self._config.suggest_below)
         return taxonomy_pb2.PutItemsResponse(
-            stored=len(records) - len(failures),
-            errors=[item_error_pb(failure) for failure in failures],
+            stored=len(incoming) - len(put.failures),
+            errors=[item_error_pb(failure) for failure in put.failures],
+            leaves=put.leaves,
         )
 
     async def DeleteItems(
         self, request: taxonomy_pb2.DeleteItemsRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.DeleteItemsResponse:
         _require(request.ids, "ids")
-        deleted = await asyncio.to_thread(self._delete_items, list(request.ids))
+        deleted = await _run(self._record.delete_items, list(request.ids))
         return taxonomy_pb2.DeleteItemsResponse(deleted=deleted)
 
     async def Rerank(
@@ -78,38 +149,102 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     ) -> taxonomy_pb2.RerankResponse:
         query = [(leaf.leaf, leaf.prob) for leaf in request.query_leaves]
         candidates = [Candidate(c.item_id, c.score, c.leaf) for c in request.candidates]
-        result, known = await asyncio.to_thread(self._rerank, query, candidates, request.k)
-        return taxonomy_pb2.RerankResponse(
-            items=[_ranked_to_pb(ranked, known.get(ranked.item_id)) for ranked in result.items],
-            dropped=result.dropped,
-        )
-
-    def _get_items(self, ids: list[str]) -> tuple[list[store.ItemRecord], list[str]]:
-        with self._sessions() as session:
-            return store.get_items(session, ids)
-
-    def _put_items(self, records: list[store.ItemRecord]) -> list[ItemFailure]:
-        with self._sessions.begin() as session:
-            return store.put_items(session, records)
-
-    def _delete_items(self, ids: list[str]) -> int:
-        with self._sessions.begin() as session:
-            return store.delete_items(session, ids)
-
-    def _rerank(
-        self, query: list[tuple[str, float]], candidates: list[Candidate], k: int
-    ) -> tuple[RerankResult, dict[str, store.ItemRecord]]:
-        """Reranks with the database's leaf for every candidate it knows (one query)."""
-        with self._sessions() as session:
-            found, _ = store.get_items(session, [c.item_id for c in candidates])
+        found, _ = await _run(self._record.get_items, [c.item_id for c in candidates])
         known = {item.id: item for item in found}
         placed = [
             dataclasses.replace(c, leaf=known[c.item_id].leaf) if c.item_id in known else c
             for c in candidates
         ]
-        config = self._config
-        result = rerank(self._tree, query, placed, k, config.max_distance, config.visual_weight)
-        return result, known
+        result = rerank(
+            self._record.tree, query, placed, request.k, self._settings, list(request.categories)
+        )
+        return taxonomy_pb2.RerankResponse(
+            items=[_ranked_pb(ranked, known.get(ranked.item_id)) for ranked in result.items],
+            dropped=result.dropped,
+        )
+
+    async def Edit(
+        self, request: taxonomy_pb2.EditRequest, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.EditResponse:
+        op = _op(request.op)
+        actor = current_caller().name
+        applied = await _run(
+            self._record.apply, op, request.base_version, actor, request.dry_run, request.comment
+        )
+        if applied.applied:
+            self._changes.notify()
+        return _edit_response(applied)
+
+    async def History(
+        self, request: taxonomy_pb2.HistoryRequest, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.HistoryResponse:
+        entries = await _run(self._record.history, request.from_version, request.limit)
+        return taxonomy_pb2.HistoryResponse(entries=[_entry_pb(entry) for entry in entries])
+
+    async def Diff(
+        self, request: taxonomy_pb2.DiffRequest, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.DiffResponse:
+        to_version = request.to_version or self._record.version
+        if request.from_version >= to_version:
+            raise InvalidArgument(f"from_version {request.from_version} is not before {to_version}")
+        old = await _run(self._record.tree_at, request.from_version)
+        new = await _run(self._record.tree_at, to_version)
+        entries = await _run(
+            self._record.history, request.from_version, to_version - request.from_version
+        )
+        diff = compare(old, new, [entry.effect for entry in entries])
+        return taxonomy_pb2.DiffResponse(
+            added=[_node_pb(new, i) for i in diff.added],
+            retired=[_node_pb(old, i) for i in diff.retired],
+            renamed=[_change_pb(old, new, i) for i in diff.renamed],
+            moved=[_change_pb(old, new, i) for i in diff.moved],
+            items_moved=[
+                taxonomy_pb2.ItemMove(item_id=item, from_leaf=source, to_leaf=target)
+                for item, (source, target) in diff.items_moved.items()
+            ],
+            id_map=diff.id_map,
+        )
+
+    async def ListSuggestions(
+        self, request: taxonomy_pb2.ListSuggestionsRequest, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.ListSuggestionsResponse:
+        groups = await _run(self._record.suggestions, request.limit)
+        return taxonomy_pb2.ListSuggestionsResponse(
+            suggestions=[
+                taxonomy_pb2.Suggestion(
+                    path=g.path, kind=g.kind, count=g.count, example_items=g.examples
+                )
+                for g in groups
+            ]
+        )
+
+    async def Export(
+        self, request: taxonomy_pb2.ExportRequest, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.ExportResponse:
+        version = request.version or self._record.version
+        tree = await _run(self._record.tree_at, version)
+        text = formats.export(tree, version, request.format or "lines", request.with_ids)
+        return taxonomy_pb2.ExportResponse(text=text, version=version)
+
+    async def Watch(
+        self, request: taxonomy_pb2.WatchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[taxonomy_pb2.Change]:
+        seen = request.from_version
+        if self._record.version - seen > self._config.watch_backlog:
+            yield taxonomy_pb2.Change(seq=self._record.version, reload_from=self._record.version)
+            seen = self._record.version
+        while True:
+            changed = self._changes.next()
+            entries = await _run(self._record.history, seen)
+            for entry in entries:
+                yield taxonomy_pb2.Change(seq=entry.version, tree_edit=_entry_pb(entry))
+                seen = entry.version
+            await changed.wait()
+
+
+async def _run(function: Callable[..., T], *args: Any) -> T:
+    """Runs blocking record work (database calls) off the event loop."""
+    return await asyncio.to_thread(function, *args)
 
 
 def _require(values: Sequence[object], name: str) -> None:
@@ -117,21 +252,172 @@ def _require(values: Sequence[object], name: str) -> None:
         raise InvalidArgument(f"{name} is empty")
 
 
-def _tree_to_pb(tree: Tree, version: int) -> taxonomy_pb2.Tree:
-    nodes = [
-        taxonomy_pb2.Node(
-            path=path,
-            name=path.rsplit(paths.SEP, 1)[-1],
-            parent=tree.parent(path),
-            depth=tree.depth(path),
-            is_leaf=tree.is_leaf(path),
-        )
-        for path in tree.nodes()
-    ]
-    return taxonomy_pb2.Tree(version=version, nodes=nodes)
+def _resolve_path(tree: Tree, path: str) -> int:
+    if not path:
+        raise InvalidArgument("name a node by id or path")
+    return tree.resolve_path(path) if not tree.contains(path) else tree.id_of(path)
 
 
-def _item_to_pb(item: store.ItemRecord) -> taxonomy_pb2.Item:
+def _ref(ref: taxonomy_pb2.NodeRef) -> edits.Ref | None:
+    return ref.id or ref.path or None
+
+
+def _rule(rule: taxonomy_pb2.Rule) -> edits.Rule:
+    return edits.Rule(rule.field, tuple(rule.values))
+
+
+def _op(op: taxonomy_pb2.EditOp) -> edits.Op:
+    kind = op.WhichOneof("op")
+    if kind is None:
+        raise InvalidArgument("the edit names no operation")
+    message: Any = getattr(op, kind)
+    build = _OPS[kind]
+    return build(message)
+
+
+_OPS: dict[str, Callable[[Any], edits.Op]] = {
+    "add": lambda m: edits.AddNode(_ref(m.parent), m.name, m.id),
+    "rename": lambda m: edits.Rename(_required(m.node), m.name),
+    "move": lambda m: edits.MoveNode(_required(m.node), _ref(m.parent)),
+    "merge": lambda m: edits.Merge(_required(m.node), _required(m.into, "into")),
+    "split": lambda m: edits.Split(
+        _required(m.leaf, "leaf"),
+        tuple(edits.SplitChild(c.name, _rule(c.rule)) for c in m.children),
+        m.rest,
+    ),
+    "reassign": lambda m: edits.Reassign(
+        _required(m.node),
+        tuple(edits.Target(_required(t.to, "target"), _rule(t.rule)) for t in m.targets),
+        _ref(m.rest),
+    ),
+    "retire": lambda m: edits.Retire(_required(m.node), _ref(m.items_to)),
+    "relate": lambda m: edits.Relate(_required(m.a, "a"), _required(m.b, "b")),
+    "unrelate": lambda m: edits.Unrelate(_required(m.a, "a"), _required(m.b, "b")),
+    "revert": lambda m: edits.Revert(m.version),
+    "accept": lambda m: edits.Accept(m.path),
+    "reject": lambda m: edits.Reject(m.path),
+    "import": lambda m: edits.Import(m.format or "lines", m.text),
+}
+
+
+def _required(ref: taxonomy_pb2.NodeRef, what: str = "node") -> edits.Ref:
+    found = _ref(ref)
+    if found is None:
+        raise InvalidArgument(f"{what} is not named (give its id or path)")
+    return found
+
+
+def _node_pb(tree: Tree, node_id: int, counts: dict[int, int] | None = None) -> taxonomy_pb2.Node:
+    node = tree.node(node_id)
+    path = tree.path_of(node_id)
+    active = tree.is_active(node_id)
+    return taxonomy_pb2.Node(
+        path=path,
+        name=node.name,
+        parent=tree.path_of(node.parent) if node.parent else "",
+        depth=len(tree.chain(node_id)) if active else path.count("/") + 1,
+        is_leaf=active and not tree.child_ids(node_id),
+        id=node_id,
+        parent_id=node.parent,
+        archived=node.archived,
+        replaced_by=node.replaced_by,
+        items=(counts or {}).get(node_id, 0),
+    )
+
+
+def _related_pb(tree: Tree, a: int, b: int) -> taxonomy_pb2.Related:
+    return taxonomy_pb2.Related(a=a, b=b, a_path=tree.path_of(a), b_path=tree.path_of(b))
+
+
+def _change_pb(old: Tree, new: Tree, node_id: int) -> taxonomy_pb2.NodeChange:
+    return taxonomy_pb2.NodeChange(
+        id=node_id, before=_node_pb(old, node_id), after=_node_pb(new, node_id)
+    )
+
+
+def _state_pb(node_id: int, state: dict[str, Any] | None, path: str) -> taxonomy_pb2.Node:
+    if state is None:
+        return taxonomy_pb2.Node()
+    return taxonomy_pb2.Node(
+        id=node_id,
+        path=path,
+        name=state["name"],
+        parent_id=state["parent"],
+        archived=state["archived"],
+        replaced_by=state["replaced_by"],
+        depth=path.count("/") + 1,
+    )
+
+
+def _effect_pb(effect: dict[str, Any], moves_shown: int = 300) -> taxonomy_pb2.Effect:
+    def related(pairs: list[list[int]]) -> list[taxonomy_pb2.Related]:
+        named = effect.get("related_paths", {})
+        return [
+            taxonomy_pb2.Related(
+                a=a,
+                b=b,
+                a_path=named.get(f"{a}-{b}", ["", ""])[0],
+                b_path=named.get(f"{a}-{b}", ["", ""])[1],
+            )
+            for a, b in pairs
+        ]
+
+    return taxonomy_pb2.Effect(
+        nodes=[
+            taxonomy_pb2.NodeChange(
+                id=n["id"],
+                before=_state_pb(n["id"], n["before"], n["before_path"]),
+                after=_state_pb(n["id"], n["after"], n["after_path"]),
+            )
+            for n in effect["nodes"]
+        ],
+        items_moved=len(effect["moves"]),
+        item_moves=[
+            taxonomy_pb2.ItemMove(item_id=m[0], from_leaf=m[3], to_leaf=m[4])
+            for m in effect["moves"][:moves_shown]
+        ],
+        partitions=effect["partitions"],
+        related_added=related(effect["related_added"]),
+        related_removed=related(effect["related_removed"]),
+    )
+
+
+def _edit_response(applied: Applied) -> taxonomy_pb2.EditResponse:
+    return taxonomy_pb2.EditResponse(
+        version=applied.version,
+        applied=applied.applied,
+        effect=_effect_pb(applied.effect),
+        summary=applied.summary,
+    )
+
+
+def _entry_pb(entry: Entry) -> taxonomy_pb2.HistoryEntry:
+    return taxonomy_pb2.HistoryEntry(
+        version=entry.version,
+        actor=entry.actor,
+        at=entry.at,
+        kind=entry.kind,
+        op_json=entry.op,
+        summary=entry.summary,
+        effect=_effect_pb(entry.effect),
+        reverts=entry.reverts,
+        comment=entry.comment,
+    )
+
+
+def _incoming(item: taxonomy_pb2.Item) -> Incoming:
+    return Incoming(
+        id=item.id,
+        leaf=item.leaf,
+        leaf_source=_SOURCE_NAMES.get(item.leaf_source, ""),
+        title=item.title,
+        colour=item.colour,
+        usage=item.usage,
+        predicted=tuple((p.leaf, p.prob) for p in item.predicted),
+    )
+
+
+def _item_pb(item: Stored) -> taxonomy_pb2.Item:
     return taxonomy_pb2.Item(
         id=item.id,
         leaf=item.leaf,
@@ -139,24 +425,16 @@ def _item_to_pb(item: store.ItemRecord) -> taxonomy_pb2.Item:
         title=item.title,
         colour=item.colour,
         usage=item.usage,
+        leaf_id=item.leaf_id,
     )
 
 
-def _item_from_pb(item: taxonomy_pb2.Item) -> store.ItemRecord:
-    return store.ItemRecord(
-        id=item.id,
-        leaf=item.leaf,
-        leaf_source=_SOURCE_NAMES.get(item.leaf_source, ""),
-        title=item.title,
-        colour=item.colour,
-        usage=item.usage,
-    )
-
-
-def _ranked_to_pb(ranked: Ranked, item: store.ItemRecord | None) -> taxonomy_pb2.RankedItem:
+def _ranked_pb(ranked: Ranked, item: Stored | None) -> taxonomy_pb2.RankedItem:
     return taxonomy_pb2.RankedItem(
-        item=_item_to_pb(item) if item else taxonomy_pb2.Item(id=ranked.item_id, leaf=ranked.leaf),
+        item=_item_pb(item) if item else taxonomy_pb2.Item(id=ranked.item_id, leaf=ranked.leaf),
         score=ranked.score,
         visual_score=ranked.visual,
         tree_distance=ranked.tree_distance,
+        step=cast(taxonomy_pb2.Step, int(ranked.step)),
+        related_via=ranked.related_via,
     )

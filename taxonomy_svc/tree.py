@@ -1,89 +1,255 @@
-"""The category tree in memory: a networkx DiGraph over taxonomy paths, read-only and pure."""
+"""The category tree in memory: nodes with stable ids, paths derived, immutable and pure.
 
-from collections.abc import Iterable
+A `Tree` is built from node states (the database's rows, or a version's as rebuilt from the
+audit log) and never changes; an edit builds a new one. Paths ("Apparel/Topwear/Tshirts")
+are derived from the parent links, so a rename or a move changes one node, not its subtree.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import networkx as nx
 
 from common import paths
-from common.errors import NotFound
+from common.errors import FailedPrecondition, NotFound
 
-ROOT = ""  # the implicit node above the top-level nodes; never reported as a node
+ROOT = 0  # the implicit node above the top-level nodes; never a real node's id
+
+Pair = tuple[int, int]  # a related link, the smaller id first
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One node's state: everything the database keeps about it."""
+
+    id: int
+    name: str
+    parent: int = ROOT  # ROOT for a top-level node
+    archived: bool = False
+    replaced_by: int = 0  # an archived node's successor, 0 if none
+
+
+def pair(a: int, b: int) -> Pair:
+    return (a, b) if a < b else (b, a)
 
 
 class Tree:
-    """A rooted tree whose nodes are paths ("Apparel/Topwear/Tshirts"), edges parent -> child.
+    """A rooted tree of the active nodes, with the archived ones kept readable beside it.
 
-    A node's ancestors are the prefixes of its path, so distances come from the path names
-    in O(depth) rather than from a graph search.
+    Every active node's ancestors (ids, root-most first) are computed once, so depth, paths
+    and distances cost O(depth) and no graph search.
     """
 
-    def __init__(self, graph: nx.DiGraph) -> None:
-        self._graph = graph
-        self._names = {node: tuple(paths.split(node)) for node in graph if node != ROOT}
-        self._leaves = frozenset(n for n in self._names if graph.out_degree(n) == 0)
-        self.height = max(map(len, self._names.values()), default=0)
+    def __init__(self, nodes: Iterable[Node], related: Iterable[Pair] = ()) -> None:
+        self._nodes = {node.id: node for node in nodes}
+        self.graph = nx.DiGraph()
+        self.graph.add_node(ROOT)
+        active = [node for node in self._nodes.values() if not node.archived]
+        self.graph.add_nodes_from(node.id for node in active)
+        self.graph.add_edges_from((node.parent, node.id) for node in active)
+        self._chains = self._ancestor_chains()
+        self._paths = {
+            node_id: paths.join(*(self._nodes[a].name for a in chain))
+            for node_id, chain in self._chains.items()
+        }
+        self._by_path = {path: i for i, path in self._paths.items()}
+        self._archived_paths = {
+            self._last_path(node.id): node.id for node in self._nodes.values() if node.archived
+        }
+        self.related = frozenset(pair(a, b) for a, b in related)
+        self.height = max((len(chain) for chain in self._chains.values()), default=0)
 
     @classmethod
     def from_paths(cls, node_paths: Iterable[str]) -> "Tree":
-        """Builds the tree holding every path and every prefix of one.
+        """The tree holding every path and every prefix of one, ids given in path order.
 
         Raises:
             InvalidArgument: a path is empty or has an empty segment.
         """
-        graph = nx.DiGraph()
-        graph.add_node(ROOT)
-        for path in node_paths:
-            parent = ROOT
-            for name in paths.split(path):
-                node = paths.join(parent, name) if parent else name
-                graph.add_edge(parent, node)
-                parent = node
-        return cls(graph)
+        ids: dict[str, int] = {}
+        nodes: list[Node] = []
+        for path in sorted(node_paths):
+            names = paths.split(path)
+            for depth in range(1, len(names) + 1):
+                prefix = paths.join(*names[:depth])
+                if prefix not in ids:
+                    ids[prefix] = len(ids) + 1
+                    parent = ids[paths.join(*names[: depth - 1])] if depth > 1 else ROOT
+                    nodes.append(Node(ids[prefix], names[depth - 1], parent))
+        return cls(nodes)
+
+    # Reading by id.
+
+    def node(self, node_id: int) -> Node:
+        """A node by id, archived ones included.
+
+        Raises:
+            NotFound: no node ever had this id.
+        """
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise NotFound(f"the taxonomy has no node #{node_id}") from None
+
+    def all_nodes(self) -> Iterator[Node]:
+        return iter(self._nodes.values())
+
+    def active_ids(self) -> list[int]:
+        """Every active node, parents before children (by depth, then path)."""
+        return sorted(self._chains, key=lambda i: (len(self._chains[i]), self._paths[i]))
+
+    def is_active(self, node_id: int) -> bool:
+        return node_id in self._chains
+
+    def path_of(self, node_id: int) -> str:
+        """The node's path; an archived node's path is where it was when retired."""
+        if node_id in self._paths:
+            return self._paths[node_id]
+        return self._last_path(self.node(node_id).id)
+
+    def chain(self, node_id: int) -> tuple[int, ...]:
+        """The active node's ancestors and itself, root-most first."""
+        try:
+            return self._chains[node_id]
+        except KeyError:
+            raise NotFound(f"node #{node_id} is not in the current tree") from None
+
+    def child_ids(self, node_id: int) -> list[int]:
+        return sorted(self.graph.successors(node_id), key=lambda i: self._nodes[i].name)
+
+    def subtree(self, node_id: int) -> list[int]:
+        """The node and every active node beneath it."""
+        self.chain(node_id)
+        return [node_id, *nx.descendants(self.graph, node_id)]
+
+    def leaf_ids(self) -> list[int]:
+        return [i for i in self._chains if self.graph.out_degree(i) == 0]
+
+    def id_of(self, path: str) -> int:
+        """The active node at `path`.
+
+        Raises:
+            NotFound: no active node has this path.
+        """
+        try:
+            return self._by_path[path]
+        except KeyError:
+            raise NotFound(f"the taxonomy has no node {path!r}") from None
+
+    def resolve(self, node_id: int) -> int:
+        """Where an archived node's items went: the end of its replaced_by chain, if active.
+
+        Raises:
+            NotFound: the node is archived and nothing active replaced it.
+        """
+        seen = {node_id}
+        while not self.is_active(node_id):
+            node_id = self.node(node_id).replaced_by
+            if node_id == 0 or node_id in seen:
+                raise NotFound(f"node #{min(seen)} was retired and nothing replaced it")
+            seen.add(node_id)
+        return node_id
+
+    def resolve_path(self, path: str) -> int:
+        """The active node at `path`, or the one that replaced the archived node there."""
+        if path in self._by_path:
+            return self._by_path[path]
+        if path in self._archived_paths:
+            return self.resolve(self._archived_paths[path])
+        raise NotFound(f"the taxonomy has no node {path!r}")
+
+    def related_to(self, node_id: int) -> list[int]:
+        return sorted(b if a == node_id else a for a, b in self.related if node_id in (a, b))
+
+    def check(self) -> None:
+        """Refuses a state that is not a tree or has two siblings of one name.
+
+        Raises:
+            FailedPrecondition: naming the first offending node.
+        """
+        for node in self._nodes.values():
+            if not node.archived and node.id not in self._chains:
+                raise FailedPrecondition(
+                    f"node #{node.id} ({node.name!r}) would not hang from the root: "
+                    f"its parent #{node.parent} is missing, archived, or beneath it"
+                )
+        names: dict[tuple[int, str], int] = {}
+        for node_id in self._chains:
+            node = self._nodes[node_id]
+            key = (node.parent, node.name.casefold())
+            if key in names:
+                raise FailedPrecondition(
+                    f"{self._paths[node_id]!r} would have a sibling of the same name "
+                    f"(#{names[key]} and #{node_id})"
+                )
+            names[key] = node_id
+        for a, b in self.related:
+            if not (self.is_active(a) and self.is_active(b)):
+                raise FailedPrecondition(f"related link #{a} <-> #{b} names an archived node")
+
+    # Reading by path: what the rerank and the gateway speak.
 
     def nodes(self) -> list[str]:
-        """Every node, parents before children (by depth, then path)."""
-        return sorted(self._names, key=lambda node: (len(self._names[node]), node))
+        """Every active node's path, parents before children (by depth, then path)."""
+        return [self._paths[i] for i in self.active_ids()]
 
     def leaves(self) -> list[str]:
-        """The nodes without children, sorted."""
-        return sorted(self._leaves)
+        """The active nodes without children, sorted."""
+        return sorted(self._paths[i] for i in self.leaf_ids())
 
     def contains(self, path: str) -> bool:
-        return path in self._names
+        return path in self._by_path
 
     def is_leaf(self, path: str) -> bool:
-        self._path_names(path)
-        return path in self._leaves
+        return self.graph.out_degree(self.id_of(path)) == 0
 
     def depth(self, path: str) -> int:
         """1 for a top-level node."""
-        return len(self._path_names(path))
+        return len(self._chains[self.id_of(path)])
 
     def parent(self, path: str) -> str:
         """The parent's path; empty for a top-level node."""
-        return paths.join(*self._path_names(path)[:-1])
+        parent = self._nodes[self.id_of(path)].parent
+        return self._paths[parent] if parent else ""
 
     def children(self, path: str) -> list[str]:
-        self._path_names(path)
-        return sorted(self._graph.successors(path))
+        return sorted(self._paths[i] for i in self.graph.successors(self.id_of(path)))
 
     def ancestors(self, path: str) -> list[str]:
         """The node's ancestors, root-most first, itself and the implicit root excluded."""
-        names = self._path_names(path)
-        return [paths.join(*names[:depth]) for depth in range(1, len(names))]
+        return [self._paths[i] for i in self._chains[self.id_of(path)][:-1]]
 
     def distance(self, a: str, b: str) -> int:
         """Edges on the path between two nodes through their lowest common ancestor."""
-        names_a, names_b = self._path_names(a), self._path_names(b)
+        return self.id_distance(self.id_of(a), self.id_of(b))
+
+    def id_distance(self, a: int, b: int) -> int:
+        chain_a, chain_b = self.chain(a), self.chain(b)
         common = 0
-        for name_a, name_b in zip(names_a, names_b, strict=False):
-            if name_a != name_b:
+        for node_a, node_b in zip(chain_a, chain_b, strict=False):
+            if node_a != node_b:
                 break
             common += 1
-        return len(names_a) + len(names_b) - 2 * common
+        return len(chain_a) + len(chain_b) - 2 * common
 
-    def _path_names(self, path: str) -> tuple[str, ...]:
-        try:
-            return self._names[path]
-        except KeyError:
-            raise NotFound(f"the taxonomy has no node {path!r}") from None
+    def _ancestor_chains(self) -> dict[int, tuple[int, ...]]:
+        chains: dict[int, tuple[int, ...]] = {}
+        stack: list[tuple[int, tuple[int, ...]]] = [(ROOT, ())]
+        while stack:
+            node_id, chain = stack.pop()
+            for child in self.graph.successors(node_id):
+                if child not in chains:  # a cycle's nodes are never reached from the root
+                    chains[child] = (*chain, child)
+                    stack.append((child, chains[child]))
+        return chains
+
+    def _last_path(self, node_id: int) -> str:
+        """An archived node's path through its recorded parents, whatever their state."""
+        names: list[str] = []
+        seen: set[int] = set()
+        while node_id != ROOT and node_id in self._nodes and node_id not in seen:
+            seen.add(node_id)
+            node = self._nodes[node_id]
+            names.append(node.name)
+            node_id = node.parent
+        return paths.join(*reversed(names))

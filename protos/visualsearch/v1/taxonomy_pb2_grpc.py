@@ -44,6 +44,11 @@ class TaxonomyStub:
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.AncestorsRequest.SerializeToString,
                 response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.AncestorsResponse.FromString,
                 _registered_method=True)
+        self.GetNode = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/GetNode',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeRef.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeDetail.FromString,
+                _registered_method=True)
         self.GetItems = channel.unary_unary(
                 '/visualsearch.v1.Taxonomy/GetItems',
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.GetItemsRequest.SerializeToString,
@@ -64,19 +69,57 @@ class TaxonomyStub:
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.RerankRequest.SerializeToString,
                 response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.RerankResponse.FromString,
                 _registered_method=True)
+        self.Edit = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/Edit',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.EditRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.EditResponse.FromString,
+                _registered_method=True)
+        self.History = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/History',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.HistoryResponse.FromString,
+                _registered_method=True)
+        self.Diff = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/Diff',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.DiffRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.DiffResponse.FromString,
+                _registered_method=True)
+        self.ListSuggestions = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/ListSuggestions',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ListSuggestionsRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ListSuggestionsResponse.FromString,
+                _registered_method=True)
+        self.Export = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/Export',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ExportRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ExportResponse.FromString,
+                _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/visualsearch.v1.Taxonomy/Watch',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.WatchRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Change.FromString,
+                _registered_method=True)
 
 
 class TaxonomyServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetTree(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The tree as of a version (0: the current one).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Ancestors(self, request, context):
         """The ancestors of a node, root-most first, the node itself excluded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNode(self, request, context):
+        """One node by id or path; an archived node's id or last path still resolves.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,7 +132,7 @@ class TaxonomyServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PutItems(self, request, context):
-        """Records items (idempotent by id). An item naming an unknown leaf fails alone.
+        """Records items (idempotent by id). A bad item fails alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,6 +151,49 @@ class TaxonomyServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Edit(self, request, context):
+        """Applies one edit made against `base_version` (ABORTED when the tree has moved on since),
+        or with dry_run only says what it would change. Editors only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def History(self, request, context):
+        """The audit log, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Diff(self, request, context):
+        """What changed between two versions, with a mapping of the old version's node ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSuggestions(self, request, context):
+        """Sellers' proposals, grouped by proposed path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Export(self, request, context):
+        """The tree as text: one path per line (" > " between names) or JSON.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Every committed change in order from a version on; resumable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaxonomyServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +206,11 @@ def add_TaxonomyServicer_to_server(servicer, server):
                     servicer.Ancestors,
                     request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.AncestorsRequest.FromString,
                     response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.AncestorsResponse.SerializeToString,
+            ),
+            'GetNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNode,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeRef.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeDetail.SerializeToString,
             ),
             'GetItems': grpc.unary_unary_rpc_method_handler(
                     servicer.GetItems,
@@ -140,6 +231,36 @@ def add_TaxonomyServicer_to_server(servicer, server):
                     servicer.Rerank,
                     request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.RerankRequest.FromString,
                     response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.RerankResponse.SerializeToString,
+            ),
+            'Edit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Edit,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.EditRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.EditResponse.SerializeToString,
+            ),
+            'History': grpc.unary_unary_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.HistoryRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.HistoryResponse.SerializeToString,
+            ),
+            'Diff': grpc.unary_unary_rpc_method_handler(
+                    servicer.Diff,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.DiffRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.DiffResponse.SerializeToString,
+            ),
+            'ListSuggestions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSuggestions,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ListSuggestionsRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ListSuggestionsResponse.SerializeToString,
+            ),
+            'Export': grpc.unary_unary_rpc_method_handler(
+                    servicer.Export,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ExportRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ExportResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.WatchRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Change.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -196,6 +317,33 @@ class Taxonomy:
             '/visualsearch.v1.Taxonomy/Ancestors',
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.AncestorsRequest.SerializeToString,
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.AncestorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/GetNode',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeRef.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeDetail.FromString,
             options,
             channel_credentials,
             insecure,
@@ -304,6 +452,168 @@ class Taxonomy:
             '/visualsearch.v1.Taxonomy/Rerank',
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.RerankRequest.SerializeToString,
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.RerankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Edit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/Edit',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.EditRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.EditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/History',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.HistoryRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.HistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Diff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/Diff',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.DiffRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.DiffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSuggestions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/ListSuggestions',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ListSuggestionsRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ListSuggestionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Export(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/Export',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ExportRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ExportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/Watch',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.WatchRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Change.FromString,
             options,
             channel_credentials,
             insecure,

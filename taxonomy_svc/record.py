@@ -1,0 +1,427 @@
+"""The taxonomy's record: edits applied in one transaction each, the tree kept in step.
+
+`Record` owns every transaction of the taxonomy service (the servicer only maps protobuf).
+It holds the current `Tree`, rebuilt from the database at start and replaced after each
+committed edit, so that after a crash it equals what the database holds. An edit carries the
+version it was made against; the database's version row is bumped only from that version, so
+two editors, in one process or several, never silently undo each other.
+"""
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from common import paths
+from common.errors import Aborted, NotFound
+from taxonomy_svc import edits, items
+from taxonomy_svc.db import EditRow, ItemRow, NodeRow, RelatedRow, SuggestionRow, TreeVersionRow
+from taxonomy_svc.edits import ItemMove, ItemView, Op, Plan, Recorded, Suggested
+from taxonomy_svc.tree import ROOT, Node, Pair, Tree
+
+_CHUNK = 5000  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter caps
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The outcome of an edit: the version it made (or was checked against) and its effect."""
+
+    version: int
+    applied: bool
+    kind: str
+    summary: str
+    effect: dict[str, Any]  # as the audit log keeps it (see _effect)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One committed edit in the audit log."""
+
+    version: int
+    actor: str
+    at: str
+    kind: str
+    op: str
+    summary: str
+    effect: dict[str, Any]
+    reverts: int
+    comment: str
+
+
+class Record:
+    """The tree, its history and the catalog's items, over one database."""
+
+    def __init__(self, sessions: sessionmaker[Session], partition_level: int) -> None:
+        self._sessions = sessions
+        self._level = partition_level
+        self._lock = threading.Lock()  # one edit at a time in this process
+        self.tree, self.version = self._load()
+
+    def reload(self) -> None:
+        """Rebuilds the tree from the database (after another process edited it)."""
+        with self._lock:
+            self.tree, self.version = self._load()
+
+    def apply(
+        self, op: Op, base_version: int, actor: str, dry_run: bool = False, comment: str = ""
+    ) -> Applied:
+        """Plans `op` against the tree at `base_version` and, unless a dry run, commits it.
+
+        Raises:
+            Aborted: the tree is no longer at `base_version`, naming the current version.
+            InvalidArgument, NotFound, FailedPrecondition: from edits.plan.
+        """
+        with self._lock:
+            self._check_base(base_version)
+            with self._sessions() as session:
+                plan = edits.plan(op, self.tree, _Facts(session, self.tree))
+            effect = _effect(plan, self.tree, self._level)
+            if dry_run:
+                return Applied(base_version, False, plan.kind, plan.summary, effect)
+            version = self._commit(op, plan, effect, base_version, actor, comment)
+            self.tree, self.version = plan.tree, version
+            return Applied(version, True, plan.kind, plan.summary, effect)
+
+    def history(self, after: int = 0, limit: int = 0) -> list[Entry]:
+        """The audit log's entries after version `after`, oldest first."""
+        query = select(EditRow).where(EditRow.version > after).order_by(EditRow.version)
+        with self._sessions() as session:
+            rows = session.scalars(query.limit(limit) if limit else query)
+            return [_entry(row) for row in rows]
+
+    def first_version(self) -> int:
+        """The oldest version the audit log holds (0 if none)."""
+        with self._sessions() as session:
+            return session.scalar(select(func.min(EditRow.version))) or 0
+
+    def tree_at(self, version: int) -> Tree:
+        """The tree as it was once `version` was committed (0 or current: the current one).
+
+        Raises:
+            NotFound: a version after the current one, or before the audit log begins.
+        """
+        tree = self.tree
+        if version in (0, self.version):
+            return tree
+        if not self.first_version() <= version < self.version:
+            raise NotFound(f"version {version} is not kept (the tree is at {self.version})")
+        states = {node.id: node for node in tree.all_nodes()}
+        related = set(tree.related)
+        for entry in reversed(self.history(after=version)):
+            for node_id, (before, _) in _node_states(entry.effect).items():
+                if before is None:
+                    states.pop(node_id, None)
+                else:
+                    states[node_id] = before
+            related -= _pairs(entry.effect["related_added"])
+            related |= _pairs(entry.effect["related_removed"])
+        return Tree(states.values(), related)
+
+    def put_items(self, incoming: Sequence[items.Incoming], suggest_below: float) -> items.Put:
+        """Records items (see items.place); a bad item fails alone."""
+        placed = items.place(self.tree, incoming, suggest_below)
+        with self._sessions.begin() as session:
+            items.upsert(session, placed.rows)
+            items.suggest(session, placed.suggestions)
+        return placed.put
+
+    def get_items(self, ids: Sequence[str]) -> tuple[list[items.Stored], list[str]]:
+        with self._sessions() as session:
+            return items.get(session, self.tree, ids)
+
+    def all_items(self) -> list[items.Stored]:
+        """Every item, sorted by id."""
+        with self._sessions() as session:
+            return items.every(session, self.tree)
+
+    def delete_items(self, ids: Sequence[str]) -> int:
+        with self._sessions.begin() as session:
+            return items.delete(session, ids)
+
+    def counts(self) -> dict[int, int]:
+        """Items per node, each counted in its leaf and every ancestor."""
+        with self._sessions() as session:
+            per_leaf = session.execute(
+                select(ItemRow.leaf_id, func.count()).group_by(ItemRow.leaf_id)
+            )
+            totals: dict[int, int] = {}
+            for leaf, count in per_leaf:
+                if self.tree.is_active(leaf):
+                    for node_id in self.tree.chain(leaf):
+                        totals[node_id] = totals.get(node_id, 0) + count
+            return totals
+
+    def suggestions(self, limit: int = 0) -> list[items.Group]:
+        with self._sessions() as session:
+            return items.open_groups(session, self.tree, limit)
+
+    def _load(self) -> tuple[Tree, int]:
+        with self._sessions() as session:
+            nodes = [_node(row) for row in session.scalars(select(NodeRow))]
+            related = [(row.a, row.b) for row in session.scalars(select(RelatedRow))]
+            return Tree(nodes, related), _version(session)
+
+    def _check_base(self, base_version: int) -> None:
+        if base_version != self.version:
+            raise Aborted(
+                f"the edit was made against version {base_version}; the tree is at version "
+                f"{self.version}: read it again and redo the edit"
+            )
+
+    def _commit(
+        self, op: Op, plan: Plan, effect: dict[str, Any], base: int, actor: str, comment: str
+    ) -> int:
+        with self._sessions.begin() as session:
+            version = _bump(session, base)
+            _write_nodes(session, plan)
+            _write_moves(session, plan.moves)
+            _write_related(session, plan)
+            if plan.suggestion is not None:
+                path, status = plan.suggestion
+                session.execute(
+                    update(SuggestionRow)
+                    .where(SuggestionRow.path == path, SuggestionRow.status == "open")
+                    .values(status=status)
+                )
+            session.add(
+                EditRow(
+                    version=version,
+                    actor=actor,
+                    at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    kind=plan.kind,
+                    op=json.dumps(_op_json(op)),
+                    summary=plan.summary,
+                    effect=json.dumps(effect),
+                    reverts=plan.reverts,
+                    comment=comment,
+                )
+            )
+        return version
+
+
+class _Facts:
+    """edits.Facts over one session."""
+
+    def __init__(self, session: Session, tree: Tree) -> None:
+        self._session = session
+        self._tree = tree
+
+    def items_in(self, node_ids: Sequence[int]) -> list[ItemView]:
+        query = select(ItemRow.id, ItemRow.leaf_id, ItemRow.title, ItemRow.colour, ItemRow.usage)
+        found: list[ItemView] = []
+        for chunk in _chunks(list(node_ids)):
+            rows = self._session.execute(query.where(ItemRow.leaf_id.in_(chunk)))
+            found += [ItemView(*row) for row in rows]
+        return sorted(found, key=lambda item: item.id)
+
+    def items(self, item_ids: Sequence[str]) -> list[ItemView]:
+        query = select(ItemRow.id, ItemRow.leaf_id, ItemRow.title, ItemRow.colour, ItemRow.usage)
+        found: list[ItemView] = []
+        for chunk in _chunks(list(item_ids)):
+            found += [
+                ItemView(*row) for row in self._session.execute(query.where(ItemRow.id.in_(chunk)))
+            ]
+        return found
+
+    def counts_in(self, node_ids: Sequence[int]) -> dict[int, int]:
+        query = select(ItemRow.leaf_id, func.count()).group_by(ItemRow.leaf_id)
+        counts: dict[int, int] = {}
+        for chunk in _chunks(list(node_ids)):
+            rows = self._session.execute(query.where(ItemRow.leaf_id.in_(chunk)))
+            counts.update({leaf: count for leaf, count in rows})
+        return counts
+
+    def recorded(self, version: int) -> Recorded:
+        row = self._session.get(EditRow, version)
+        if row is None:
+            raise NotFound(f"no edit made version {version}")
+        effect = json.loads(row.effect)
+        return Recorded(
+            version,
+            _node_states(effect),
+            [ItemMove(m[0], m[1], m[2]) for m in effect["moves"]],
+            frozenset(_pairs(effect["related_added"])),
+            frozenset(_pairs(effect["related_removed"])),
+        )
+
+    def suggested(self, path: str) -> list[Suggested]:
+        rows = self._session.execute(
+            select(SuggestionRow.kind, SuggestionRow.item_id).where(
+                SuggestionRow.path == path, SuggestionRow.status == "open"
+            )
+        )
+        by_kind: dict[str, list[str]] = {}
+        for kind, item_id in rows:
+            by_kind.setdefault(kind, []).append(item_id)
+        return [Suggested(path, kind, ids) for kind, ids in sorted(by_kind.items())]
+
+
+def _bump(session: Session, base: int) -> int:
+    """Moves the version row from `base` to base + 1, or refuses if another edit went first."""
+    bumped = session.execute(
+        update(TreeVersionRow)
+        .where(TreeVersionRow.id == 1, TreeVersionRow.version == base)
+        .values(version=base + 1)
+    )
+    if cast(CursorResult[Any], bumped).rowcount == 1:
+        return base + 1
+    current = _version(session)
+    if base == 0 and current == 0 and session.get(TreeVersionRow, 1) is None:
+        session.add(TreeVersionRow(id=1, version=1))
+        session.flush()
+        return 1
+    raise Aborted(f"the edit was made against version {base}; the tree is at version {current}")
+
+
+def _write_nodes(session: Session, plan: Plan) -> None:
+    created = [after for before, after in plan.nodes.values() if before is None and after]
+    depth = {
+        node.id: len(plan.tree.chain(node.id)) if plan.tree.is_active(node.id) else 0
+        for node in created
+    }
+    if created:
+        rows = [_row(node) for node in sorted(created, key=lambda n: depth[n.id])]
+        session.execute(insert(NodeRow), rows)
+    changed = [_row(after) for before, after in plan.nodes.values() if before and after]
+    if changed:
+        session.execute(update(NodeRow), changed)
+
+
+def _write_moves(session: Session, moves: Sequence[ItemMove]) -> None:
+    if moves:
+        items_table = cast(Table, ItemRow.__table__)
+        session.execute(
+            update(items_table).where(items_table.c.id == bindparam("item")),
+            [{"item": move.item_id, "leaf_id": move.target} for move in moves],
+        )
+
+
+def _write_related(session: Session, plan: Plan) -> None:
+    for a, b in plan.related_removed:
+        session.execute(delete(RelatedRow).where(RelatedRow.a == a, RelatedRow.b == b))
+    if plan.related_added:
+        session.execute(insert(RelatedRow), [{"a": a, "b": b} for a, b in plan.related_added])
+
+
+def _effect(plan: Plan, old: Tree, level: int) -> dict[str, Any]:
+    """The plan as the audit log keeps it: JSON of node states with paths, moves, links."""
+    new = plan.tree
+    nodes = [
+        {
+            "id": node_id,
+            "before": _state(before),
+            "after": _state(after),
+            "before_path": old.path_of(node_id) if before else "",
+            "after_path": new.path_of(node_id) if after else "",
+        }
+        for node_id, (before, after) in sorted(plan.nodes.items())
+    ]
+    moves = [
+        [m.item_id, m.source, m.target, old.path_of(m.source), new.path_of(m.target)]
+        for m in plan.moves
+    ]
+    return {
+        "nodes": nodes,
+        "moves": moves,
+        "related_added": sorted(plan.related_added),
+        "related_removed": sorted(plan.related_removed),
+        "related_paths": {
+            f"{a}-{b}": [_any_path(old, new, a), _any_path(old, new, b)]
+            for a, b in plan.related_added | plan.related_removed
+        },
+        "partitions": _partitions(plan, old, level),
+    }
+
+
+def _partitions(plan: Plan, old: Tree, level: int) -> list[str]:
+    """Partitions whose contents change: those items move between, and renamed or moved ones."""
+    touched: set[str] = set()
+    for move in plan.moves:
+        source = paths.partition_of(old.path_of(move.source), level)
+        target = paths.partition_of(plan.tree.path_of(move.target), level)
+        if source != target:
+            touched |= {source, target}
+    for node_id, (before, after) in plan.nodes.items():
+        if before is None or after is None or old.path_of(node_id) == plan.tree.path_of(node_id):
+            continue
+        for tree in (old, plan.tree):
+            if tree.is_active(node_id):
+                touched |= {
+                    paths.partition_of(tree.path_of(i), level)
+                    for i in tree.subtree(node_id)
+                    if len(tree.chain(i)) >= level
+                }
+    return sorted(touched)
+
+
+def _any_path(old: Tree, new: Tree, node_id: int) -> str:
+    return new.path_of(node_id) if new.is_active(node_id) else old.path_of(node_id)
+
+
+def _state(node: Node | None) -> dict[str, Any] | None:
+    if node is None:
+        return None
+    return {
+        "name": node.name,
+        "parent": node.parent,
+        "archived": node.archived,
+        "replaced_by": node.replaced_by,
+    }
+
+
+def _node_states(effect: dict[str, Any]) -> dict[int, tuple[Node | None, Node | None]]:
+    def node(node_id: int, state: dict[str, Any] | None) -> Node | None:
+        return Node(node_id, **state) if state else None
+
+    return {
+        n["id"]: (node(n["id"], n["before"]), node(n["id"], n["after"])) for n in effect["nodes"]
+    }
+
+
+def _pairs(raw: list[list[int]]) -> set[Pair]:
+    return {(a, b) for a, b in raw}
+
+
+def _node(row: NodeRow) -> Node:
+    return Node(row.id, row.name, row.parent_id or ROOT, row.archived, row.replaced_by or 0)
+
+
+def _row(node: Node) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "name": node.name,
+        "parent_id": node.parent or None,
+        "archived": node.archived,
+        "replaced_by": node.replaced_by or None,
+    }
+
+
+def _version(session: Session) -> int:
+    return session.scalar(select(TreeVersionRow.version).where(TreeVersionRow.id == 1)) or 0
+
+
+def _entry(row: EditRow) -> Entry:
+    return Entry(
+        row.version,
+        row.actor,
+        row.at,
+        row.kind,
+        row.op,
+        row.summary,
+        json.loads(row.effect),
+        row.reverts,
+        row.comment,
+    )
+
+
+def _op_json(op: Op) -> dict[str, Any]:
+    return {"op": edits.KINDS[type(op)], **asdict(op)}
+
+
+def _chunks(values: list[Any]) -> list[list[Any]]:
+    return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
