@@ -36,20 +36,28 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.VisualSearchError]] = {
     grpc.StatusCode.NOT_FOUND: errors.NotFound,
     grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
     grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.ABORTED: errors.Aborted,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
     grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.Unavailable,
     grpc.StatusCode.CANCELLED: errors.Unavailable,
 }
 
 
-def channel(address: str) -> grpc.aio.Channel:
-    """An insecure loopback channel with the cluster's message limits and retry policy."""
+def channel(address: str, token: str = "") -> grpc.aio.Channel:
+    """An insecure loopback channel with the cluster's message limits and retry policy.
+
+    Args:
+        address: host:port of the service.
+        token: a bearer token every call on the channel presents; "" presents none.
+    """
     options: list[tuple[str, Any]] = [
         *channel_options(),
         ("grpc.enable_retries", 1),
         ("grpc.service_config", json.dumps(_RETRY)),
     ]
-    return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.insecure_channel(address, options=options, interceptors=_bearer(token))
 
 
 async def call(
@@ -65,5 +73,51 @@ async def call(
     try:
         return await method(request, timeout=timeout)
     except grpc.aio.AioRpcError as error:
-        kind = _BY_CODE.get(error.code(), errors.VisualSearchError)
-        raise kind(f"{target}: {error.details()}") from error
+        raise errors_for(error, target) from error
+
+
+def errors_for(error: grpc.aio.AioRpcError, target: str) -> errors.VisualSearchError:
+    """The project exception for a failed call's status code, naming `target`."""
+    kind = _BY_CODE.get(error.code(), errors.VisualSearchError)
+    return kind(f"{target}: {error.details()}")
+
+
+class _Bearer:
+    """Adds `authorization: Bearer <token>` to the metadata of each call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+# An aio channel files each interceptor under one kind of call only, hence one class per kind.
+class _BearerUnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _BearerUnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _BearerStreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+def _bearer(token: str) -> list[Any] | None:
+    if not token:
+        return None
+    kinds = (_BearerUnaryUnary, _BearerUnaryStream, _BearerStreamUnary, _BearerStreamStream)
+    return [kind(token) for kind in kinds]

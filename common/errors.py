@@ -5,6 +5,10 @@
     ├── NotFound                 NOT_FOUND          (an id or path the cluster does not know)
     ├── FailedPrecondition       FAILED_PRECONDITION (valid input the current state refuses)
     ├── AlreadyExists            ALREADY_EXISTS
+    ├── Aborted                  ABORTED            (valid input a concurrent change overtook)
+    ├── AccessDenied             PERMISSION_DENIED  (the caller may not make this call)
+    │   ├── Unauthenticated      UNAUTHENTICATED    (no token, or one the cluster does not know)
+    │   └── PermissionDenied     PERMISSION_DENIED  (a known caller without the method's role)
     └── Unavailable              UNAVAILABLE        (a dependency did not answer)
 
 Core modules raise these; they never import grpc. The `code` is a status-code name so that
@@ -47,6 +51,26 @@ class FailedPrecondition(VisualSearchError):
 
 class AlreadyExists(VisualSearchError):
     code = "ALREADY_EXISTS"
+
+
+class Aborted(VisualSearchError):
+    """A write based on a version that a concurrent change has replaced: read again, retry."""
+
+    code = "ABORTED"
+
+
+class AccessDenied(VisualSearchError):
+    """The family of refusals by who the caller is, not by what it asked."""
+
+    code = "PERMISSION_DENIED"
+
+
+class Unauthenticated(AccessDenied):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(AccessDenied):
+    code = "PERMISSION_DENIED"
 
 
 class Unavailable(VisualSearchError):

@@ -1,52 +1,21 @@
-"""The serve loop every service shares: errors mapped once, health, reflection, graceful stop."""
+"""The serve loop every service shares: errors mapped once, auth, health, reflection, stop."""
 
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from common.errors import VisualSearchError
+from common.auth import Tokens
+from common.config import AuthConfig
+from common.interceptors import AuthInterceptor, ErrorInterceptor, check_roles
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps the project's exceptions to their status codes; anything else becomes INTERNAL."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method = handler_call_details.method
-        inner: Any = handler.unary_unary  # an async handler on an aio server
-
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                return await inner(request, context)
-            except VisualSearchError as error:
-                await context.abort(grpc.StatusCode[error.code], str(error))
-            except (grpc.aio.AbortError, asyncio.CancelledError):
-                raise
-            except Exception:
-                log.exception("unhandled error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
-
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
 
 
 def channel_options() -> list[tuple[str, int]]:
@@ -62,6 +31,9 @@ async def serve(
     register: Callable[[grpc.aio.Server], Iterable[str]],
     grace_s: float,
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    *,
+    roles: Mapping[str, str] | None = None,
+    auth: AuthConfig | None = None,
 ) -> None:
     """Serves until SIGTERM or SIGINT, then drains in-flight calls for up to `grace_s`.
 
@@ -72,9 +44,18 @@ async def serve(
             everything heavy (models, indexes) is loaded before this is called.
         grace_s: how long in-flight calls may run on after a stop signal.
         on_stop: closes files and engines once the server has stopped.
+        roles: full method name ("/visualsearch.v1.Taxonomy/Edit") to the role a caller's
+            token needs for it; methods not named are open.
+        auth: where the tokens are; without a tokens file every call is allowed.
+
+    Raises:
+        InvalidArgument: a bad tokens file, or roles naming a method or role that is unknown.
     """
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=channel_options())
+    roles = roles or {}
+    interceptors = _interceptors(name, roles, auth or AuthConfig())
+    server = grpc.aio.server(interceptors=interceptors, options=channel_options())
     services = list(register(server))
+    check_roles(roles, [*services, health.SERVICE_NAME, reflection.SERVICE_NAME])
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -99,6 +80,18 @@ async def serve(
     if on_stop is not None:
         await on_stop()
     log.info("%s stopped", name)
+
+
+def _interceptors(
+    name: str, roles: Mapping[str, str], auth: AuthConfig
+) -> list[grpc.aio.ServerInterceptor]:
+    # The error interceptor comes first, so that it is the outer one and maps auth refusals.
+    if not auth.tokens_file:
+        log.warning("%s: auth is off (no auth.tokens_file): every call is allowed", name)
+        return [ErrorInterceptor()]
+    tokens = Tokens.load(auth.tokens_file)
+    log.info("%s: auth on, %d tokens, %d methods need a role", name, len(tokens), len(roles))
+    return [ErrorInterceptor(), AuthInterceptor(tokens, roles)]
 
 
 def run(main: Coroutine[object, object, None]) -> None:

@@ -1,12 +1,13 @@
 """The gateway's calls to the encoder, the taxonomy and the shards; protobuf stays in here."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import grpc
 import numpy as np
 
 from common import vectors
-from common.clients import call, channel
+from common.clients import call, channel, errors_for
 from common.config import ClusterConfig
 from common.errors import ItemFailure
 from common.wire import item_failure
@@ -35,11 +36,12 @@ class Embedded:
 @dataclass(frozen=True)
 class Item:
     id: str
-    leaf: str
+    leaf: str  # on the way in: the seller's leaf, or "" to let the classifier choose
     predicted: bool = False
     title: str = ""
     colour: str = ""
     usage: str = ""
+    predictions: tuple[tuple[str, float], ...] = ()  # the classifier's likeliest leaves
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,17 @@ class Ranked:
     score: float
     visual_score: float
     tree_distance: int
+    step: int = 0  # how far the rerank's back-off widened (common.proto's Step)
+    related_via: str = ""
+
+
+@dataclass(frozen=True)
+class TreeView:
+    """What the gateway needs of the taxonomy: node paths and related links, at a version."""
+
+    version: int
+    paths: list[str]
+    related: list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -95,21 +108,38 @@ class Cluster:
         reply = await call(self._encoder.Embed, request, timeout, "encoder")
         return reply.model_version, [_embedded(result) for result in reply.results]
 
-    async def tree_paths(self, timeout: float) -> list[str]:
+    async def tree(self, timeout: float) -> TreeView:
         tree = await call(
             self._taxonomy.GetTree, taxonomy_pb2.GetTreeRequest(), timeout, "taxonomy"
         )
-        return [node.path for node in tree.nodes]
+        related = [(link.a_path, link.b_path) for link in tree.related]
+        return TreeView(tree.version, [node.path for node in tree.nodes], related)
+
+    async def tree_changes(self, from_version: int) -> AsyncIterator[int]:
+        """The version of every tree change committed after `from_version`, as it commits.
+
+        A follower too far behind gets the current version at once: reload, then go on.
+        """
+        request = taxonomy_pb2.WatchRequest(from_version=from_version)
+        stream = self._taxonomy.Watch(request)
+        try:
+            async for change in stream:
+                yield change.seq
+        except grpc.aio.AioRpcError as error:
+            raise errors_for(error, "taxonomy") from error
 
     async def get_items(self, ids: Sequence[str], timeout: float) -> tuple[list[Item], list[str]]:
         request = taxonomy_pb2.GetItemsRequest(ids=ids)
         reply = await call(self._taxonomy.GetItems, request, timeout, "taxonomy")
         return [_item(item) for item in reply.items], list(reply.missing_ids)
 
-    async def put_items(self, items: Sequence[Item], timeout: float) -> list[ItemFailure]:
+    async def put_items(
+        self, items: Sequence[Item], timeout: float
+    ) -> tuple[list[str], list[ItemFailure]]:
+        """Records items; returns the leaf each went to ("" if refused) and the refusals."""
         request = taxonomy_pb2.PutItemsRequest(items=[_item_pb(item) for item in items])
         reply = await call(self._taxonomy.PutItems, request, timeout, "taxonomy")
-        return [item_failure(error) for error in reply.errors]
+        return list(reply.leaves), [item_failure(error) for error in reply.errors]
 
     async def delete_items(self, ids: Sequence[str], timeout: float) -> int:
         request = taxonomy_pb2.DeleteItemsRequest(ids=ids)
@@ -117,7 +147,12 @@ class Cluster:
         return int(reply.deleted)
 
     async def rerank(
-        self, query_leaves: LeafProbs, candidates: Sequence[Neighbour], k: int, timeout: float
+        self,
+        query_leaves: LeafProbs,
+        candidates: Sequence[Neighbour],
+        k: int,
+        categories: Sequence[str],
+        timeout: float,
     ) -> list[Ranked]:
         request = taxonomy_pb2.RerankRequest(
             query_leaves=[common_pb2.LeafProb(leaf=leaf, prob=prob) for leaf, prob in query_leaves],
@@ -126,10 +161,12 @@ class Cluster:
                 for c in candidates
             ],
             k=k,
+            categories=categories,
         )
         reply = await call(self._taxonomy.Rerank, request, timeout, "taxonomy")
         return [
-            Ranked(_item(r.item), r.score, r.visual_score, r.tree_distance) for r in reply.items
+            Ranked(_item(r.item), r.score, r.visual_score, r.tree_distance, r.step, r.related_via)
+            for r in reply.items
         ]
 
     async def search(
@@ -204,4 +241,5 @@ def _item_pb(item: Item) -> taxonomy_pb2.Item:
         title=item.title,
         colour=item.colour,
         usage=item.usage,
+        predicted=[common_pb2.LeafProb(leaf=leaf, prob=prob) for leaf, prob in item.predictions],
     )

@@ -3,7 +3,7 @@
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from common import paths
@@ -94,7 +94,8 @@ class Writer:
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             images = [items[i].image for i in chunk]
-            version, outcomes = await self._cluster.embed(images, 1, deadline.left())
+            top = self._config.encoder.top_leaves
+            version, outcomes = await self._cluster.embed(images, top, deadline.left())
             for i, outcome in zip(chunk, outcomes, strict=True):
                 pending[i] = self._pending(i, items[i], outcome, version)
         return pending
@@ -108,9 +109,9 @@ class Writer:
                 (failure.code, failure.message) if failure else ("INTERNAL", "no vector")
             )
             return ItemFailure(i, new.id, code, message)
-        leaf = new.leaf or outcome.leaves[0][0]
-        item = Item(new.id, leaf, not new.leaf, new.title, new.colour, new.usage)
-        vector = StoredVector(new.id, self._partition(leaf), leaf, outcome.vector, version)
+        predictions = tuple(outcome.leaves)
+        item = Item(new.id, new.leaf, not new.leaf, new.title, new.colour, new.usage, predictions)
+        vector = StoredVector(new.id, "", "", outcome.vector, version)
         return _Pending(item, vector)
 
     async def _record(
@@ -121,7 +122,12 @@ class Writer:
         before, _ = await self._cluster.get_items(
             [ready[i].item.id for i in order], deadline.left()
         )
-        refused = await self._cluster.put_items([ready[i].item for i in order], deadline.left())
+        leaves, refused = await self._cluster.put_items(
+            [ready[i].item for i in order], deadline.left()
+        )
+        for i, leaf in zip(order, leaves, strict=True):
+            if leaf:  # "" for a refused item, failed just below
+                ready[i] = self._placed(ready[i], leaf)
         for failure in refused:
             _fail(order[failure.index], ready, failures, failure.code, failure.message)
         target = {p.item.id: (i, self._shard(p.item.leaf)) for i, p in ready.items()}
@@ -138,6 +144,12 @@ class Writer:
                 code = _code(answer)
                 for item_id in ids:
                     _fail(target[item_id][0], ready, failures, code, str(answer))
+
+    def _placed(self, pending: _Pending, leaf: str) -> _Pending:
+        """The item and its vector in the leaf the taxonomy recorded it under."""
+        item = replace(pending.item, leaf=leaf, predicted=leaf != pending.item.leaf)
+        vector = replace(pending.vector, partition=self._partition(leaf), leaf=leaf)
+        return _Pending(item, vector)
 
     async def _index(
         self, ready: dict[int, _Pending], failures: dict[int, ItemFailure], deadline: Deadline

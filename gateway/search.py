@@ -11,7 +11,9 @@ from common import paths
 from common.config import ClusterConfig
 from common.deadline import Deadline
 from common.errors import InvalidArgument, NotFound, VisualSearchError
+from common.routing import BELIEF
 from gateway.clients import Cluster, LeafProbs, Neighbour, Ranked
+from gateway.follower import TreeFollower
 from gateway.routing import (
     by_shard,
     partitions_for_categories,
@@ -41,10 +43,11 @@ class SearchResult:
 class Gateway:
     """Runs the flows of DESIGN.md over the cluster's services; holds no state of its own."""
 
-    def __init__(self, cluster: Cluster, config: ClusterConfig) -> None:
+    def __init__(self, cluster: Cluster, config: ClusterConfig, tree: TreeFollower) -> None:
         self._cluster = cluster
         self._config = config
         self._shards = config.shard_addresses
+        self._tree = tree
 
     async def search_by_image(
         self, image: bytes, k: int, categories: Sequence[str], time_left: float | None = None
@@ -110,15 +113,42 @@ class Gateway:
     ) -> SearchResult:
         partitions = await self._route(leaves, categories, deadline)
         neighbours, failed = await self._fan_out(query, partitions, exclude, deadline)
-        if categories:
-            neighbours = [n for n in neighbours if _inside(n.leaf, categories)]
         believed = _leaves_inside(leaves, categories) if categories else leaves
-        ranked = (
-            await self._cluster.rerank(believed, neighbours, k, deadline.left())
-            if neighbours
-            else []
-        )
+        ranked = await self._rerank(believed, neighbours, k, categories, deadline)
+        wider = [] if len(ranked) >= k else await self._related(leaves, partitions, deadline)
+        if wider:
+            more, failed_more = await self._fan_out(query, wider, exclude, deadline)
+            ranked = await self._rerank(believed, neighbours + more, k, categories, deadline)
+            partitions, failed = partitions + wider, failed + failed_more
         return SearchResult(ranked, leaves, partitions, failed, version)
+
+    async def _rerank(
+        self,
+        believed: LeafProbs,
+        neighbours: list[Neighbour],
+        k: int,
+        categories: Sequence[str],
+        deadline: Deadline,
+    ) -> list[Ranked]:
+        if not neighbours:
+            return []
+        return await self._cluster.rerank(believed, neighbours, k, categories, deadline.left())
+
+    async def _related(
+        self, leaves: LeafProbs, searched: list[str], deadline: Deadline
+    ) -> list[str]:
+        """Back-off across partitions: those of nodes an editor related to the likely leaves."""
+        tree = await self._tree.current(deadline.left())
+        likely = [leaf for leaf, prob in leaves if prob >= BELIEF] or [leaves[0][0]]
+        related = [
+            other
+            for a, b in tree.related
+            for near, other in ((a, b), (b, a))
+            if any(paths.is_within(leaf, near) for leaf in likely)
+        ]
+        level = self._config.partition_level
+        found = partitions_for_categories(related, tree.paths, level) if related else []
+        return [partition for partition in found if partition not in searched]
 
     async def _route(
         self, leaves: LeafProbs, categories: Sequence[str], deadline: Deadline
@@ -128,8 +158,8 @@ class Gateway:
             return partitions_for_leaves(
                 leaves, self._config.partition_level, gateway.route_mass, gateway.max_partitions
             )
-        tree = await self._cluster.tree_paths(deadline.left())
-        return partitions_for_categories(categories, tree, self._config.partition_level)
+        tree = await self._tree.current(deadline.left())
+        return partitions_for_categories(categories, tree.paths, self._config.partition_level)
 
     async def _fan_out(
         self, query: np.ndarray, partitions: list[str], exclude: Sequence[str], deadline: Deadline

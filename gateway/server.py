@@ -7,6 +7,7 @@ import grpc
 from common import config as cluster_config
 from common.serve import run, serve
 from gateway.clients import Cluster
+from gateway.follower import TreeFollower
 from gateway.ingest import Writer
 from gateway.search import Gateway
 from gateway.service import VisualSearchService
@@ -16,16 +17,20 @@ from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
 async def main() -> None:
     config = cluster_config.load()
     cluster = Cluster(config)
+    tree = TreeFollower(cluster)
+    tree.start()
 
     def register(server: grpc.aio.Server) -> Iterable[str]:
         gateway_pb2_grpc.add_VisualSearchServicer_to_server(
-            VisualSearchService(Gateway(cluster, config), Writer(cluster, config)), server
+            VisualSearchService(Gateway(cluster, config, tree), Writer(cluster, config)), server
         )
         return [gateway_pb2.DESCRIPTOR.services_by_name["VisualSearch"].full_name]
 
-    await serve(
-        "gateway", config.address(config.gateway.port), register, config.grace_s, cluster.close
-    )
+    async def on_stop() -> None:
+        await tree.stop()
+        await cluster.close()
+
+    await serve("gateway", config.address(config.gateway.port), register, config.grace_s, on_stop)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The public VisualSearch servicer: protobuf in, the gateway's flows, protobuf out."""
 
+from typing import cast
+
 import grpc
 
 from common.wire import item_error_pb
@@ -59,6 +61,8 @@ def _search_pb(result: SearchResult) -> gateway_pb2.SearchResponse:
                 title=r.item.title,
                 colour=r.item.colour,
                 tree_distance=r.tree_distance,
+                step=cast(common_pb2.Step, r.step),
+                related_via=r.related_via,
             )
             for r in result.results
         ],

@@ -157,6 +157,24 @@ KINDS: dict[type, str] = {
 }
 
 
+def op_from_json(data: dict[str, Any]) -> Op:
+    """The op the audit log recorded (`{"op": kind, **fields}`), to replay it."""
+    fields = {key: value for key, value in data.items() if key != "op"}
+    kind = {name: cls for cls, name in KINDS.items()}[data["op"]]
+    if kind is Split:
+        fields["children"] = tuple(
+            SplitChild(c["name"], _rule_json(c["rule"])) for c in fields["children"]
+        )
+    if kind is Reassign:
+        fields["targets"] = tuple(Target(t["to"], _rule_json(t["rule"])) for t in fields["targets"])
+    op: Op = kind(**fields)
+    return op
+
+
+def _rule_json(data: dict[str, Any]) -> Rule:
+    return Rule(data["field"], tuple(data["values"]))
+
+
 @dataclass(frozen=True, slots=True)
 class ItemView:
     """What an edit needs to know of an item."""

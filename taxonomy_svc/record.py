@@ -81,7 +81,7 @@ class Record:
             with self._sessions() as session:
                 plan = edits.plan(op, self.tree, _Facts(session, self.tree))
             effect = _effect(plan, self.tree, self._level)
-            if dry_run:
+            if dry_run or _changes_nothing(plan):
                 return Applied(base_version, False, plan.kind, plan.summary, effect)
             version = self._commit(op, plan, effect, base_version, actor, comment)
             self.tree, self.version = plan.tree, version
@@ -259,6 +259,12 @@ class _Facts:
         for kind, item_id in rows:
             by_kind.setdefault(kind, []).append(item_id)
         return [Suggested(path, kind, ids) for kind, ids in sorted(by_kind.items())]
+
+
+def _changes_nothing(plan: Plan) -> bool:
+    return not (
+        plan.nodes or plan.moves or plan.related_added or plan.related_removed or plan.suggestion
+    )
 
 
 def _bump(session: Session, base: int) -> int:

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from common.errors import InvalidArgument, NotFound
+from common.routing import BELIEF
 from taxonomy_svc.tree import Tree
-
-BELIEF = 0.1  # a query leaf at least this probable counts as what the query may be
 
 
 class Step(IntEnum):

@@ -11,7 +11,7 @@ from common.auth import current_caller
 from common.config import TaxonomyConfig
 from common.errors import InvalidArgument
 from common.wire import item_error_pb
-from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
+from protos.visualsearch.v1 import common_pb2, taxonomy_pb2, taxonomy_pb2_grpc
 from taxonomy_svc import edits, formats
 from taxonomy_svc.diff import compare
 from taxonomy_svc.items import Incoming, Stored
@@ -435,6 +435,6 @@ def _ranked_pb(ranked: Ranked, item: Stored | None) -> taxonomy_pb2.RankedItem:
         score=ranked.score,
         visual_score=ranked.visual,
         tree_distance=ranked.tree_distance,
-        step=cast(taxonomy_pb2.Step, int(ranked.step)),
+        step=cast(common_pb2.Step, int(ranked.step)),
         related_via=ranked.related_via,
     )

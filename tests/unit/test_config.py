@@ -32,3 +32,12 @@ def test_unknown_keys_and_bad_values_are_refused(tmp_path: Path) -> None:
         config.load(file, environ={})
     with pytest.raises(InvalidArgument, match="VS_GATEWAY_PORT"):
         config.load(tmp_path / "absent.toml", environ={"VS_GATEWAY_PORT": "many"})
+
+
+def test_auth_is_off_by_default_and_set_from_the_environment(tmp_path: Path) -> None:
+    assert config.load(tmp_path / "absent.toml", environ={}).auth == config.AuthConfig()
+    loaded = config.load(
+        tmp_path / "absent.toml",
+        environ={"VS_AUTH_TOKENS_FILE": "var/tokens.toml", "VS_AUTH_TOKEN": "s3cret"},
+    )
+    assert loaded.auth == config.AuthConfig(tokens_file="var/tokens.toml", token="s3cret")

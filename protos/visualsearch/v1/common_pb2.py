@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/visualsearch/v1/common.proto\x12\x0fvisualsearch.v1\"&\n\x08LeafProb\x12\x0c\n\x04leaf\x18\x01 \x01(\t\x12\x0c\n\x04prob\x18\x02 \x01(\x02\"J\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/visualsearch/v1/common.proto\x12\x0fvisualsearch.v1\"&\n\x08LeafProb\x12\x0c\n\x04leaf\x18\x01 \x01(\t\x12\x0c\n\x04prob\x18\x02 \x01(\x02\"J\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t*K\n\x04Step\x12\r\n\tSTEP_LEAF\x10\x00\x12\x10\n\x0cSTEP_SIBLING\x10\x01\x12\x10\n\x0cSTEP_SUBTREE\x10\x02\x12\x10\n\x0cSTEP_RELATED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.visualsearch.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STEP']._serialized_start=172
+  _globals['_STEP']._serialized_end=247
   _globals['_LEAFPROB']._serialized_start=56
   _globals['_LEAFPROB']._serialized_end=94
   _globals['_ITEMERROR']._serialized_start=96

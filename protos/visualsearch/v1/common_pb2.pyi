@@ -1,8 +1,20 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Step(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP_LEAF: _ClassVar[Step]
+    STEP_SIBLING: _ClassVar[Step]
+    STEP_SUBTREE: _ClassVar[Step]
+    STEP_RELATED: _ClassVar[Step]
+STEP_LEAF: Step
+STEP_SIBLING: Step
+STEP_SUBTREE: Step
+STEP_RELATED: Step
 
 class LeafProb(_message.Message):
     __slots__ = ("leaf", "prob")

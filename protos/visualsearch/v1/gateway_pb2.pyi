@@ -28,7 +28,7 @@ class SimilarProductsRequest(_message.Message):
     def __init__(self, product_id: _Optional[str] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("item_id", "score", "visual_score", "leaf", "title", "colour", "tree_distance")
+    __slots__ = ("item_id", "score", "visual_score", "leaf", "title", "colour", "tree_distance", "step", "related_via")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     VISUAL_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,8 @@ class Result(_message.Message):
     TITLE_FIELD_NUMBER: _ClassVar[int]
     COLOUR_FIELD_NUMBER: _ClassVar[int]
     TREE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    RELATED_VIA_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     score: float
     visual_score: float
@@ -43,7 +45,9 @@ class Result(_message.Message):
     title: str
     colour: str
     tree_distance: int
-    def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., visual_score: _Optional[float] = ..., leaf: _Optional[str] = ..., title: _Optional[str] = ..., colour: _Optional[str] = ..., tree_distance: _Optional[int] = ...) -> None: ...
+    step: _common_pb2.Step
+    related_via: str
+    def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., visual_score: _Optional[float] = ..., leaf: _Optional[str] = ..., title: _Optional[str] = ..., colour: _Optional[str] = ..., tree_distance: _Optional[int] = ..., step: _Optional[_Union[_common_pb2.Step, str]] = ..., related_via: _Optional[str] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("results", "query_leaves", "partial", "failed_shards", "partitions", "model_version")

@@ -13,20 +13,9 @@ class LeafSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEAF_SOURCE_UNSPECIFIED: _ClassVar[LeafSource]
     LEAF_SOURCE_GIVEN: _ClassVar[LeafSource]
     LEAF_SOURCE_PREDICTED: _ClassVar[LeafSource]
-
-class Step(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    STEP_LEAF: _ClassVar[Step]
-    STEP_SIBLING: _ClassVar[Step]
-    STEP_SUBTREE: _ClassVar[Step]
-    STEP_RELATED: _ClassVar[Step]
 LEAF_SOURCE_UNSPECIFIED: LeafSource
 LEAF_SOURCE_GIVEN: LeafSource
 LEAF_SOURCE_PREDICTED: LeafSource
-STEP_LEAF: Step
-STEP_SIBLING: Step
-STEP_SUBTREE: Step
-STEP_RELATED: Step
 
 class NodeRef(_message.Message):
     __slots__ = ("id", "path")
@@ -214,9 +203,9 @@ class RankedItem(_message.Message):
     score: float
     visual_score: float
     tree_distance: int
-    step: Step
+    step: _common_pb2.Step
     related_via: str
-    def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., score: _Optional[float] = ..., visual_score: _Optional[float] = ..., tree_distance: _Optional[int] = ..., step: _Optional[_Union[Step, str]] = ..., related_via: _Optional[str] = ...) -> None: ...
+    def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., score: _Optional[float] = ..., visual_score: _Optional[float] = ..., tree_distance: _Optional[int] = ..., step: _Optional[_Union[_common_pb2.Step, str]] = ..., related_via: _Optional[str] = ...) -> None: ...
 
 class RerankResponse(_message.Message):
     __slots__ = ("items", "dropped")

@@ -1,0 +1,152 @@
+"""Server interceptors every service shares: errors mapped once, and bearer-token roles."""
+
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool
+
+from common.auth import UNIDENTIFIED, Tokens, acting_as, known_roles, require
+from common.errors import InvalidArgument, VisualSearchError
+
+log = logging.getLogger(__name__)
+
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
+# Runs around one call of a handler, given the call's context.
+Around = Callable[[grpc.aio.ServicerContext], contextlib.AbstractAsyncContextManager[None]]
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps the project's exceptions to their status codes; anything else becomes INTERNAL."""
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        return _wrapped(handler, lambda context: _mapped_errors(context, method))
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Lets a call of a method in `roles` through only with a token that has the method's role.
+
+    `roles` maps a full method name ("/visualsearch.v1.Taxonomy/Edit") to the role it needs;
+    methods not in it (health, reflection) are open. The handler finds its caller with
+    `common.auth.current_caller()`. Refusals are raised as project exceptions, so an
+    `ErrorInterceptor` must run outside this one (before it in the server's list) to turn
+    them into status codes.
+    """
+
+    def __init__(self, tokens: Tokens, roles: Mapping[str, str]) -> None:
+        known_roles(roles.values(), "the roles of the methods")
+        self._tokens = tokens
+        self._roles = dict(roles)
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        role = self._roles.get(method)
+        header = _authorization(handler_call_details.invocation_metadata)
+        return _wrapped(handler, lambda context: self._as_caller(header, role, method))
+
+    @contextlib.asynccontextmanager
+    async def _as_caller(
+        self, header: str | None, role: str | None, method: str
+    ) -> AsyncIterator[None]:
+        caller = UNIDENTIFIED
+        if role is not None:
+            caller = self._tokens.identify(header)
+            require(caller, role, method)
+        with acting_as(caller):
+            yield
+
+
+def check_roles(roles: Mapping[str, str], services: Iterable[str]) -> None:
+    """Refuses a roles map that names a method no service has, or a role no token can have.
+
+    A misspelt method would otherwise stay open without a word.
+
+    Args:
+        roles: full method name to the role it needs.
+        services: full names of the services served, whose descriptors are imported.
+
+    Raises:
+        InvalidArgument: naming the unknown methods or roles.
+    """
+    if not roles:
+        return
+    pool = descriptor_pool.Default()
+    methods = {
+        f"/{service}/{method.name}"
+        for service in services
+        for method in pool.FindServiceByName(service).methods
+    }
+    unknown = set(roles) - methods
+    if unknown:
+        raise InvalidArgument(f"roles given for methods not served: {sorted(unknown)}")
+    known_roles(roles.values(), "the roles of the methods")
+
+
+@contextlib.asynccontextmanager
+async def _mapped_errors(context: grpc.aio.ServicerContext, method: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except VisualSearchError as error:
+        await context.abort(grpc.StatusCode[error.code], str(error))
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s", method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
+
+
+def _authorization(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    values = [value for key, value in metadata or () if key == "authorization"]
+    return values[0] if values and isinstance(values[0], str) else None
+
+
+def _wrapped(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
+    """The same handler, each call run inside `around(context)`; any of the four kinds."""
+    serial = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(_call(handler.unary_unary, around), **serial)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(_call(handler.stream_unary, around), **serial)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(_stream(handler.unary_stream, around), **serial)
+    return grpc.stream_stream_rpc_method_handler(_stream(handler.stream_stream, around), **serial)
+
+
+def _call(inner: Any, around: Around) -> Any:
+    """An async handler that returns its response (or writes its stream with context.write)."""
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with around(context):
+            return await inner(request, context)
+
+    return call
+
+
+def _stream(inner: Any, around: Around) -> Any:
+    """A streaming handler: an async generator's responses are passed on inside `around`."""
+    if not inspect.isasyncgenfunction(inner):
+        return _call(inner, around)
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async with around(context):
+            async for response in inner(request, context):
+                yield response
+
+    return stream

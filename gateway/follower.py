@@ -1,0 +1,49 @@
+"""The gateway's copy of the taxonomy, kept current by following the taxonomy's change stream."""
+
+import asyncio
+import logging
+
+from common.errors import VisualSearchError
+from gateway.clients import Cluster, TreeView
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0  # wait before following again after the stream broke
+READ_S = 5.0  # deadline of one GetTree
+
+
+class TreeFollower:
+    """Reads the tree, then rereads it after every committed edit the stream announces."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self.view: TreeView | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def current(self, timeout: float) -> TreeView:
+        """The followed tree; read directly while the follower has none yet."""
+        return self.view if self.view is not None else await self._cluster.tree(timeout)
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self._reload()
+                assert self.view is not None
+                async for version in self._cluster.tree_changes(self.view.version):
+                    if version > self.view.version:
+                        await self._reload()
+            except VisualSearchError as error:
+                log.warning("following the taxonomy failed (%s); again in %.0fs", error, RETRY_S)
+            await asyncio.sleep(RETRY_S)
+
+    async def _reload(self) -> None:
+        self.view = await self._cluster.tree(READ_S)
+        log.info("taxonomy tree version %d (%d nodes)", self.view.version, len(self.view.paths))
