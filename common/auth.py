@@ -3,7 +3,7 @@
 import contextlib
 import hmac
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +55,15 @@ def known_roles(names: Iterable[str], where: str) -> frozenset[str]:
     if unknown:
         raise InvalidArgument(f"unknown roles {sorted(unknown)} in {where}; known: {sorted(ROLES)}")
     return roles
+
+
+def method_roles(service: str, by_role: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """The role each method of `service` (a full name, "visualsearch.v1.Taxonomy") needs.
+
+    Returns:
+        {"/visualsearch.v1.Taxonomy/Edit": "editor", ...}, as serve's `roles`.
+    """
+    return {f"/{service}/{method}": role for role, methods in by_role.items() for method in methods}
 
 
 def require(caller: Caller, role: str, method: str) -> None:

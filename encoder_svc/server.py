@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 
 from common import config as cluster_config
+from common.auth import method_roles
 from common.config import EncoderConfig
 from common.errors import VisualSearchError
 from common.serve import run, serve
@@ -40,7 +41,16 @@ async def main() -> None:
         follower.cancel()
         await asyncio.to_thread(embedder.close)
 
-    await serve("encoder", config.address(settings.port), register, config.grace_s, stop)
+    service = encoder_pb2.DESCRIPTOR.services_by_name["Encoder"].full_name
+    await serve(
+        "encoder",
+        config.address(settings.port),
+        register,
+        config.grace_s,
+        stop,
+        roles=method_roles(service, {"reader": ["Embed", "GetModel"]}),
+        auth=config.auth,
+    )
 
 
 def _load(version_dir: Path, settings: EncoderConfig) -> Encoder:

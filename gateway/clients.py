@@ -86,7 +86,7 @@ class Cluster:
         self._encoder_address = config.address(config.encoder.port)
         self._taxonomy_address = config.address(config.taxonomy.port)
         self._channels = {
-            address: channel(address)
+            address: channel(address, config.auth.token)
             for address in (self._encoder_address, self._taxonomy_address, *config.shard_addresses)
         }
         self._encoder = encoder_pb2_grpc.EncoderStub(self._channels[self._encoder_address])

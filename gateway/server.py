@@ -10,7 +10,7 @@ from gateway.clients import Cluster
 from gateway.follower import TreeFollower
 from gateway.ingest import Writer
 from gateway.search import Gateway
-from gateway.service import VisualSearchService
+from gateway.service import VisualSearchService, roles
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
 
 
@@ -30,7 +30,15 @@ async def main() -> None:
         await tree.stop()
         await cluster.close()
 
-    await serve("gateway", config.address(config.gateway.port), register, config.grace_s, on_stop)
+    await serve(
+        "gateway",
+        config.address(config.gateway.port),
+        register,
+        config.grace_s,
+        on_stop,
+        roles=roles(),
+        auth=config.auth,
+    )
 
 
 if __name__ == "__main__":

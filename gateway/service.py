@@ -4,10 +4,18 @@ from typing import cast
 
 import grpc
 
+from common.auth import method_roles
 from common.wire import item_error_pb
 from gateway.ingest import NewItem, Writer
 from gateway.search import Gateway, SearchResult
 from protos.visualsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+ROLES = {"reader": ["SearchByImage", "SimilarProducts"], "writer": ["Ingest", "DeleteProducts"]}
+
+
+def roles() -> dict[str, str]:
+    """The role each method needs, by full method name."""
+    return method_roles(gateway_pb2.DESCRIPTOR.services_by_name["VisualSearch"].full_name, ROLES)
 
 
 class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):

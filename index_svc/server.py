@@ -9,9 +9,10 @@ from pathlib import Path
 import grpc
 
 from common import config as cluster_config
+from common.auth import method_roles
 from common.serve import run, serve
 from index_svc.backend import backend_class
-from index_svc.service import SERVICE_NAME, IndexServicer
+from index_svc.service import ROLES, SERVICE_NAME, IndexServicer
 from index_svc.shard import Shard
 from protos.visualsearch.v1 import index_pb2_grpc
 
@@ -53,7 +54,13 @@ async def main(argv: Sequence[str] | None = None) -> None:
         await asyncio.to_thread(shard.close)
 
     await serve(
-        f"index-{number}", config.address(index.ports[number]), register, config.grace_s, on_stop
+        f"index-{number}",
+        config.address(index.ports[number]),
+        register,
+        config.grace_s,
+        on_stop,
+        roles=method_roles(SERVICE_NAME, ROLES),
+        auth=config.auth,
     )
 
 

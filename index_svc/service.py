@@ -12,6 +12,8 @@ from index_svc.record import Record
 from index_svc.shard import Neighbor, PartitionStats, Shard
 from protos.visualsearch.v1 import index_pb2, index_pb2_grpc
 
+ROLES = {"reader": ["SearchVectors", "Fetch", "Stats"], "writer": ["Upsert", "DeleteVectors"]}
+
 MAX_K = 1000
 SERVICE_NAME = index_pb2.DESCRIPTOR.services_by_name["Index"].full_name
 

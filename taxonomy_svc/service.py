@@ -7,7 +7,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
-from common.auth import current_caller
+from common.auth import current_caller, method_roles
 from common.config import TaxonomyConfig
 from common.errors import InvalidArgument
 from common.wire import item_error_pb
@@ -27,31 +27,27 @@ _SOURCES = {
 }
 _SOURCE_NAMES = {value: name for name, value in _SOURCES.items()}
 
-READS = (
-    "GetTree",
-    "Ancestors",
-    "GetNode",
-    "GetItems",
-    "Rerank",
-    "History",
-    "Diff",
-    "ListSuggestions",
-    "Export",
-    "Watch",
-)
-WRITES = ("PutItems", "DeleteItems")
-EDITS = ("Edit",)
+ROLES = {
+    "reader": [
+        "GetTree",
+        "Ancestors",
+        "GetNode",
+        "GetItems",
+        "Rerank",
+        "History",
+        "Diff",
+        "ListSuggestions",
+        "Export",
+        "Watch",
+    ],
+    "writer": ["PutItems", "DeleteItems"],
+    "editor": ["Edit"],
+}
 
 
 def roles() -> dict[str, str]:
     """The role each method needs, by full method name."""
-    service = taxonomy_pb2.DESCRIPTOR.services_by_name["Taxonomy"].full_name
-    needed = {
-        **dict.fromkeys(READS, "reader"),
-        **dict.fromkeys(WRITES, "writer"),
-        **dict.fromkeys(EDITS, "editor"),
-    }
-    return {f"/{service}/{method}": role for method, role in needed.items()}
+    return method_roles(taxonomy_pb2.DESCRIPTOR.services_by_name["Taxonomy"].full_name, ROLES)
 
 
 class Changes:
@@ -296,7 +292,7 @@ _OPS: dict[str, Callable[[Any], edits.Op]] = {
     "revert": lambda m: edits.Revert(m.version),
     "accept": lambda m: edits.Accept(m.path),
     "reject": lambda m: edits.Reject(m.path),
-    "import": lambda m: edits.Import(m.format or "lines", m.text),
+    "import_tree": lambda m: edits.Import(m.format or "lines", m.text),
 }
 
 

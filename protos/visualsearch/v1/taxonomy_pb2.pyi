@@ -216,7 +216,7 @@ class RerankResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[RankedItem, _Mapping]]] = ..., dropped: _Optional[int] = ...) -> None: ...
 
 class EditOp(_message.Message):
-    __slots__ = ("add", "rename", "move", "merge", "split", "retire", "relate", "unrelate", "revert", "accept", "reject", "reassign")
+    __slots__ = ("add", "rename", "move", "merge", "split", "retire", "relate", "unrelate", "revert", "accept", "reject", "import_tree", "reassign")
     ADD_FIELD_NUMBER: _ClassVar[int]
     RENAME_FIELD_NUMBER: _ClassVar[int]
     MOVE_FIELD_NUMBER: _ClassVar[int]
@@ -228,7 +228,7 @@ class EditOp(_message.Message):
     REVERT_FIELD_NUMBER: _ClassVar[int]
     ACCEPT_FIELD_NUMBER: _ClassVar[int]
     REJECT_FIELD_NUMBER: _ClassVar[int]
-    IMPORT_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_TREE_FIELD_NUMBER: _ClassVar[int]
     REASSIGN_FIELD_NUMBER: _ClassVar[int]
     add: AddNode
     rename: Rename
@@ -241,8 +241,9 @@ class EditOp(_message.Message):
     revert: Revert
     accept: Accept
     reject: Reject
+    import_tree: Import
     reassign: Reassign
-    def __init__(self, add: _Optional[_Union[AddNode, _Mapping]] = ..., rename: _Optional[_Union[Rename, _Mapping]] = ..., move: _Optional[_Union[Move, _Mapping]] = ..., merge: _Optional[_Union[Merge, _Mapping]] = ..., split: _Optional[_Union[Split, _Mapping]] = ..., retire: _Optional[_Union[Retire, _Mapping]] = ..., relate: _Optional[_Union[Relate, _Mapping]] = ..., unrelate: _Optional[_Union[Relate, _Mapping]] = ..., revert: _Optional[_Union[Revert, _Mapping]] = ..., accept: _Optional[_Union[Accept, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., reassign: _Optional[_Union[Reassign, _Mapping]] = ..., **kwargs) -> None: ...
+    def __init__(self, add: _Optional[_Union[AddNode, _Mapping]] = ..., rename: _Optional[_Union[Rename, _Mapping]] = ..., move: _Optional[_Union[Move, _Mapping]] = ..., merge: _Optional[_Union[Merge, _Mapping]] = ..., split: _Optional[_Union[Split, _Mapping]] = ..., retire: _Optional[_Union[Retire, _Mapping]] = ..., relate: _Optional[_Union[Relate, _Mapping]] = ..., unrelate: _Optional[_Union[Relate, _Mapping]] = ..., revert: _Optional[_Union[Revert, _Mapping]] = ..., accept: _Optional[_Union[Accept, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., import_tree: _Optional[_Union[Import, _Mapping]] = ..., reassign: _Optional[_Union[Reassign, _Mapping]] = ...) -> None: ...
 
 class AddNode(_message.Message):
     __slots__ = ("parent", "name", "id")
