@@ -12,12 +12,13 @@ from protos.visualsearch.v1 import taxonomy_pb2 as pb
 MOVES_SHOWN = 20
 
 
-def tree(reply: pb.Tree, depth: int = 0) -> RichTree:
+def tree(reply: pb.Tree, depth: int = 0, counts: bool = True) -> RichTree:
     """The tree, each node with its id and item count, siblings by name; archived ones dimmed.
 
     Args:
         reply: the service's tree.
         depth: the deepest level shown; 0 shows every level.
+        counts: whether the nodes' item counts are shown.
     """
     children: dict[int, list[pb.Node]] = {}
     for node in reply.nodes:
@@ -27,7 +28,7 @@ def tree(reply: pb.Tree, depth: int = 0) -> RichTree:
 
     def grow(branch: RichTree, parent_id: int) -> None:
         for node in sorted(children.get(parent_id, []), key=lambda n: n.name):
-            grow(branch.add(_label(node)), node.id)
+            grow(branch.add(_label(node, counts)), node.id)
 
     grow(root, 0)
     return root
@@ -40,13 +41,16 @@ def node(detail: pb.NodeDetail) -> Table:
         ("id", f"#{shown.id}"),
         ("path", shown.path),
         ("leaf", "yes" if shown.is_leaf else "no"),
-        ("items", str(shown.items)),
+        ("items", _items(shown.items)),
         ("children", ", ".join(f"{c.name} #{c.id}" for c in detail.children) or "-"),
         ("related", ", ".join(_named(r) for r in detail.related) or "-"),
     ]
     if shown.archived:
         replaced = f"#{shown.replaced_by}" if shown.replaced_by else "nothing"
-        rows += [("archived", f"yes, replaced by {replaced}"), ("resolved", _named(detail.resolved))]
+        rows += [
+            ("archived", f"yes, replaced by {replaced}"),
+            ("resolved", _named(detail.resolved)),
+        ]
     if detail.example_items:
         rows.append(("examples", ", ".join(detail.example_items)))
     grid = Table.grid(padding=(0, 2))
@@ -89,7 +93,15 @@ def moves(total: int, shown: Sequence[pb.ItemMove]) -> list[RenderableType]:
 
 def history(entries: Sequence[pb.HistoryEntry]) -> Table:
     rows = [
-        (e.version, e.at, e.actor, e.kind, e.summary, e.reverts or "", e.comment)
+        (
+            e.version,
+            e.at[:19].replace("T", " "),
+            e.actor,
+            e.kind,
+            e.summary,
+            e.reverts or "",
+            e.comment,
+        )
         for e in entries
     ]
     columns = ("version", "at", "actor", "kind", "summary", "reverts", "comment")
@@ -105,10 +117,14 @@ def diff(reply: pb.DiffResponse, old: int, new: int) -> Group:
         _table("renamed", ("id", "old name", "new name"), _changes(reply.renamed, "name")),
         _table("moved", ("id", "old path", "new path"), _changes(reply.moved, "path")),
         *moves(len(reply.items_moved), reply.items_moved),
-        _table("ids", ("old id", "now"), [(f"#{a}", f"#{b}" if b else "gone") for a, b in changed_ids]),
+        _table(
+            "ids", ("old id", "now"), [(f"#{a}", f"#{b}" if b else "gone") for a, b in changed_ids]
+        ),
     ]
     shown = [s for s in sections if not isinstance(s, Table) or s.row_count]
-    return Group(Text(f"version {old} -> {new or 'current'}", style="bold"), *shown or ["no changes"])
+    return Group(
+        Text(f"version {old} -> {new or 'current'}", style="bold"), *shown or ["no changes"]
+    )
 
 
 def suggestions(found: Sequence[pb.Suggestion]) -> Table:
@@ -117,7 +133,9 @@ def suggestions(found: Sequence[pb.Suggestion]) -> Table:
 
 
 def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
-    table = Table(*columns, title=title, title_justify="left")
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")  # folded, not cut: paths stay whole
     for row in rows:
         table.add_row(*(Text(str(cell)) for cell in row))  # Text: names are never markup
     return table
@@ -127,10 +145,14 @@ def _changes(changes: Iterable[pb.NodeChange], field: str) -> list[tuple[str, st
     return [(f"#{c.id}", getattr(c.before, field), getattr(c.after, field)) for c in changes]
 
 
-def _label(shown: pb.Node) -> Text:
-    label = Text.assemble(shown.name, (f"  #{shown.id}", "cyan"), f"  {shown.items} items")
+def _label(shown: pb.Node, counts: bool) -> Text:
+    label = Text.assemble(shown.name, (f"  #{shown.id}", "cyan"))
+    if counts:
+        label.append(f"  {_items(shown.items)}")
     if shown.archived:
-        label.append(f"  archived, replaced by #{shown.replaced_by}" if shown.replaced_by else "  archived")
+        label.append(
+            f"  archived, replaced by #{shown.replaced_by}" if shown.replaced_by else "  archived"
+        )
         label.stylize("dim")
     return label
 
@@ -144,3 +166,7 @@ def _state(shown: pb.Node) -> str:
     if not shown.id:
         return "(none)"
     return f"{shown.path} (archived)" if shown.archived else shown.path
+
+
+def _items(count: int) -> str:
+    return "1 item" if count == 1 else f"{count} items"

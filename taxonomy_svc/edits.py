@@ -398,8 +398,8 @@ def _move(draft: _Draft, op: MoveNode) -> None:
             f"({draft.tree.path_of(parent)!r})"
         )
     draft.put(replace(draft.tree.node(node_id), parent=parent))
-    where = draft.tree.path_of(parent) if parent else "the top level"
-    draft.summary = f"move {draft.tree.path_of(node_id)!r} under {where!r}"
+    where = repr(draft.tree.path_of(parent)) if parent else "the top level"
+    draft.summary = f"move {draft.tree.path_of(node_id)!r} under {where}"
 
 
 def _merge(draft: _Draft, op: Merge) -> None:

@@ -156,6 +156,14 @@ class Record:
                         totals[node_id] = totals.get(node_id, 0) + count
             return totals
 
+    def examples(self, node_id: int, limit: int = 5) -> list[str]:
+        """A few ids of the items in the node's subtree."""
+        if not self.tree.is_active(node_id):
+            return []
+        with self._sessions() as session:
+            query = select(ItemRow.id).where(ItemRow.leaf_id.in_(self.tree.subtree(node_id)))
+            return list(session.scalars(query.order_by(ItemRow.id).limit(limit)))
+
     def suggestions(self, limit: int = 0) -> list[items.Group]:
         with self._sessions() as session:
             return items.open_groups(session, self.tree, limit)

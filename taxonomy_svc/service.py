@@ -81,7 +81,8 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     ) -> taxonomy_pb2.Tree:
         version = request.version or self._record.version
         tree = await _run(self._record.tree_at, version)
-        counts = await _run(self._record.counts) if request.with_counts else {}
+        current = version == self._record.version  # counts exist for the current tree only
+        counts = await _run(self._record.counts) if request.with_counts and current else {}
         ids = [n.id for n in tree.all_nodes()] if request.include_archived else tree.active_ids()
         return taxonomy_pb2.Tree(
             version=version,
@@ -100,16 +101,20 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         self, request: taxonomy_pb2.NodeRef, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.NodeDetail:
         tree = self._record.tree
-        node_id = request.id or _resolve_path(tree, request.path)
+        if not (request.id or request.path):
+            raise InvalidArgument("name a node by id or path")
+        node_id = request.id or tree.find(request.path)
         node = tree.node(node_id)
         resolved = tree.resolve(node_id) if node.archived and node.replaced_by else node_id
         counts = await _run(self._record.counts)
         children = tree.child_ids(node_id) if tree.is_active(node_id) else []
+        examples = await _run(self._record.examples, node_id)
         return taxonomy_pb2.NodeDetail(
             node=_node_pb(tree, node_id, counts),
             children=[_node_pb(tree, child, counts) for child in children],
             related=[_node_pb(tree, other, counts) for other in tree.related_to(node_id)],
             resolved=_node_pb(tree, resolved, counts),
+            example_items=examples,
         )
 
     async def GetItems(
@@ -181,6 +186,8 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         self, request: taxonomy_pb2.DiffRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.DiffResponse:
         to_version = request.to_version or self._record.version
+        if request.from_version < 1:
+            raise InvalidArgument("from_version must be a version of the tree (1 or more)")
         if request.from_version >= to_version:
             raise InvalidArgument(f"from_version {request.from_version} is not before {to_version}")
         old = await _run(self._record.tree_at, request.from_version)
@@ -246,12 +253,6 @@ async def _run(function: Callable[..., T], *args: Any) -> T:
 def _require(values: Sequence[object], name: str) -> None:
     if not values:
         raise InvalidArgument(f"{name} is empty")
-
-
-def _resolve_path(tree: Tree, path: str) -> int:
-    if not path:
-        raise InvalidArgument("name a node by id or path")
-    return tree.resolve_path(path) if not tree.contains(path) else tree.id_of(path)
 
 
 def _ref(ref: taxonomy_pb2.NodeRef) -> edits.Ref | None:

@@ -150,6 +150,17 @@ class Tree:
             seen.add(node_id)
         return node_id
 
+    def find(self, path: str) -> int:
+        """The node at `path`: the active one, else the archived one last there.
+
+        Raises:
+            NotFound: no node ever had this path.
+        """
+        found = self._by_path.get(path) or self._archived_paths.get(path)
+        if found is None:
+            raise NotFound(f"the taxonomy has no node {path!r}")
+        return found
+
     def resolve_path(self, path: str) -> int:
         """The active node at `path`, or the one that replaced the archived node there."""
         if path in self._by_path:

@@ -1,5 +1,6 @@
 """A taxonomy server in its own process, with bearer tokens on: shared by the tests that call it."""
 
+import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,13 @@ class Server:
     address: str
     database: Path
     log: Path
+    child: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no clean close; what the database committed is all that is left."""
+        assert self.child is not None
+        self.child.kill()
+        self.child.wait()
 
     def stub(self, channel: grpc.Channel) -> taxonomy_pb2_grpc.TaxonomyStub:
         return taxonomy_pb2_grpc.TaxonomyStub(channel)
@@ -78,12 +86,13 @@ def running(folder: Path, env: dict[str, str] | None = None) -> Iterator[Server]
         "VS_AUTH_TOKENS_FILE": str(folder / "tokens.toml"),
         **(env or {}),
     }
-    child = process.start("taxonomy_svc.server", [], server.address, server.log, settings)
+    server.child = process.start("taxonomy_svc.server", [], server.address, server.log, settings)
     try:
         yield server
     finally:
-        returncode = process.stop(child)
-    assert returncode == 0, server.log.read_text()
+        killed = server.child.poll() is not None
+        returncode = process.stop(server.child)
+    assert killed or returncode == 0, server.log.read_text()
 
 
 def version(stub: taxonomy_pb2_grpc.TaxonomyStub) -> int:
