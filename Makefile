@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CATALOG ?=
 EPOCHS ?=
 
-.PHONY: demo test check protos bench train evaluate clean up down
+.PHONY: demo test check protos bench bench-taxonomy curate train evaluate clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ train: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m infra.bench $(if $(CATALOG),--catalog $(CATALOG))
+
+bench-taxonomy: $(STAMP)
+	$(PY) -m infra.bench_taxonomy
+
+curate: $(STAMP)
+	$(PY) -m infra.curate --catalog $(or $(CATALOG),../shared/datasets/fashion-small)
 
 test: $(STAMP)
 	$(PY) -m pytest
