@@ -123,11 +123,16 @@ class Record:
         return Tree(states.values(), related)
 
     def put_items(self, incoming: Sequence[items.Incoming], suggest_below: float) -> items.Put:
-        """Records items (see items.place); a bad item fails alone."""
-        placed = items.place(self.tree, incoming, suggest_below)
-        with self._sessions.begin() as session:
-            items.upsert(session, placed.rows)
-            items.suggest(session, placed.suggestions)
+        """Records items (see items.place); a bad item fails alone.
+
+        Under the edit lock: an edit that turns a leaf into an inner node counts its items
+        first, so an item placed meanwhile could end up outside a leaf.
+        """
+        with self._lock:
+            placed = items.place(self.tree, incoming, suggest_below)
+            with self._sessions.begin() as session:
+                items.upsert(session, placed.rows)
+                items.suggest(session, placed.suggestions)
         return placed.put
 
     def get_items(self, ids: Sequence[str]) -> tuple[list[items.Stored], list[str]]:

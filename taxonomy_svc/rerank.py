@@ -143,15 +143,18 @@ class _Placer:
         if inside and not inside.intersection(chain):
             return None
         distances: list[int] = []
+        tree_distance = math.inf
         best_link = (math.inf, "")
         for (query, _), anchors in zip(self._believed, self._anchors, strict=True):
             link = _via_links(chain, anchors)
-            distances.append(int(min(tree.id_distance(query, leaf), link[0])))
+            through_tree = tree.id_distance(query, leaf)
+            distances.append(int(min(through_tree, link[0])))
+            tree_distance = min(tree_distance, through_tree)
             best_link = min(best_link, link)
         distance = min(distances)
         if distance > self._settings.max_distance:
             return None
-        step = self._step(leaf, distance, best_link)
+        step = self._step(leaf, distance, tree_distance, best_link[0])
         if step > self._settings.widest_step:
             return None
         span = 2.0 * tree.height
@@ -161,9 +164,8 @@ class _Placer:
         via = best_link[1] if step == Step.RELATED else ""
         return _Placement(distance, closeness, step, via)
 
-    def _step(self, leaf: int, distance: int, link: tuple[float, str]) -> Step:
-        tree_distance = min(self._tree.id_distance(q, leaf) for q, _ in self._believed)
-        if link[0] < tree_distance:
+    def _step(self, leaf: int, distance: int, tree_distance: float, link: float) -> Step:
+        if link < tree_distance:
             return Step.RELATED
         if distance == 0:
             return Step.LEAF

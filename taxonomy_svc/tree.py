@@ -47,11 +47,7 @@ class Tree:
         active = [node for node in self._nodes.values() if not node.archived]
         self.graph.add_nodes_from(node.id for node in active)
         self.graph.add_edges_from((node.parent, node.id) for node in active)
-        self._chains = self._ancestor_chains()
-        self._paths = {
-            node_id: paths.join(*(self._nodes[a].name for a in chain))
-            for node_id, chain in self._chains.items()
-        }
+        self._chains, self._paths = self._walk()
         self._by_path = {path: i for i, path in self._paths.items()}
         self._archived_paths = {
             self._last_path(node.id): node.id for node in self._nodes.values() if node.archived
@@ -243,16 +239,21 @@ class Tree:
             common += 1
         return len(chain_a) + len(chain_b) - 2 * common
 
-    def _ancestor_chains(self) -> dict[int, tuple[int, ...]]:
+    def _walk(self) -> tuple[dict[int, tuple[int, ...]], dict[int, str]]:
+        """Every node reached from the root: its chain of ancestors and its path."""
         chains: dict[int, tuple[int, ...]] = {}
-        stack: list[tuple[int, tuple[int, ...]]] = [(ROOT, ())]
+        found: dict[int, str] = {}
+        stack: list[int] = [ROOT]
         while stack:
-            node_id, chain = stack.pop()
+            node_id = stack.pop()
+            chain, path = chains.get(node_id, ()), found.get(node_id, "")
             for child in self.graph.successors(node_id):
                 if child not in chains:  # a cycle's nodes are never reached from the root
                     chains[child] = (*chain, child)
-                    stack.append((child, chains[child]))
-        return chains
+                    name = self._nodes[child].name
+                    found[child] = paths.join(path, name) if path else name
+                    stack.append(child)
+        return chains, found
 
     def _last_path(self, node_id: int) -> str:
         """An archived node's path through its recorded parents, whatever their state."""
