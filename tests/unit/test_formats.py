@@ -7,8 +7,8 @@ from common import paths
 from common.errors import InvalidArgument
 from taxonomy_svc import edits, formats
 from taxonomy_svc.tree import Tree
+from tests.fake_facts import FakeFacts
 from tests.unit.test_catalog import FASHION_SMALL
-from tests.unit.test_edits import FakeFacts
 
 GOOGLE_STYLE = """# Google_Product_Taxonomy_Version: 2021-09-21
 1 - Animals & Pet Supplies
