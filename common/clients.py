@@ -61,9 +61,16 @@ def channel(address: str, token: str = "") -> grpc.aio.Channel:
 
 
 async def call(
-    method: Callable[..., Awaitable[Response]], request: Any, timeout: float, target: str
+    method: Callable[..., Awaitable[Response]],
+    request: Any,
+    timeout: float,
+    target: str,
+    wait_for_ready: bool = False,
 ) -> Response:
     """Calls `method` with a deadline; a failed call becomes the matching project exception.
+
+    With `wait_for_ready`, a call to a server not yet reachable waits (within the deadline)
+    instead of failing at once: for a process waiting on another at start.
 
     Raises:
         VisualSearchError: the subclass for the call's status code, naming `target`.
@@ -71,7 +78,7 @@ async def call(
     if timeout <= 0:
         raise errors.Unavailable(f"{target}: deadline already passed")
     try:
-        return await method(request, timeout=timeout)
+        return await method(request, timeout=timeout, wait_for_ready=wait_for_ready)
     except grpc.aio.AioRpcError as error:
         raise errors_for(error, target) from error
 

@@ -108,10 +108,9 @@ class Cluster:
         reply = await call(self._encoder.Embed, request, timeout, "encoder")
         return reply.model_version, [_embedded(result) for result in reply.results]
 
-    async def tree(self, timeout: float) -> TreeView:
-        tree = await call(
-            self._taxonomy.GetTree, taxonomy_pb2.GetTreeRequest(), timeout, "taxonomy"
-        )
+    async def tree(self, timeout: float, wait_for_ready: bool = False) -> TreeView:
+        request = taxonomy_pb2.GetTreeRequest()
+        tree = await call(self._taxonomy.GetTree, request, timeout, "taxonomy", wait_for_ready)
         related = [(link.a_path, link.b_path) for link in tree.related]
         return TreeView(tree.version, [node.path for node in tree.nodes], related)
 

@@ -9,7 +9,7 @@ from gateway.clients import Cluster, TreeView
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0  # wait before following again after the stream broke
-READ_S = 5.0  # deadline of one GetTree
+READ_S = 5.0  # deadline of one GetTree while following
 
 
 class TreeFollower:
@@ -20,7 +20,13 @@ class TreeFollower:
         self.view: TreeView | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self, timeout: float) -> None:
+        """Reads the tree (waiting up to `timeout` for the taxonomy to serve), then follows it.
+
+        Raises:
+            Unavailable: the taxonomy did not answer in time.
+        """
+        await self._reload(timeout)
         self._task = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
@@ -35,15 +41,21 @@ class TreeFollower:
     async def _follow(self) -> None:
         while True:
             try:
-                await self._reload()
                 assert self.view is not None
                 async for version in self._cluster.tree_changes(self.view.version):
                     if version > self.view.version:
-                        await self._reload()
+                        await self._reload(READ_S)
             except VisualSearchError as error:
                 log.warning("following the taxonomy failed (%s); again in %.0fs", error, RETRY_S)
             await asyncio.sleep(RETRY_S)
+            await self._reload_quietly()
 
-    async def _reload(self) -> None:
-        self.view = await self._cluster.tree(READ_S)
+    async def _reload_quietly(self) -> None:
+        try:
+            await self._reload(READ_S)
+        except VisualSearchError as error:
+            log.warning("reading the taxonomy's tree failed (%s)", error)
+
+    async def _reload(self, timeout: float) -> None:
+        self.view = await self._cluster.tree(timeout, wait_for_ready=True)
         log.info("taxonomy tree version %d (%d nodes)", self.view.version, len(self.view.paths))

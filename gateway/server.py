@@ -5,6 +5,7 @@ from collections.abc import Iterable
 import grpc
 
 from common import config as cluster_config
+from common.errors import VisualSearchError
 from common.serve import run, serve
 from gateway.clients import Cluster
 from gateway.follower import TreeFollower
@@ -13,12 +14,17 @@ from gateway.search import Gateway
 from gateway.service import VisualSearchService, roles
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
 
+START_S = 60.0  # how long the gateway waits for the taxonomy at start
+
 
 async def main() -> None:
     config = cluster_config.load()
     cluster = Cluster(config)
     tree = TreeFollower(cluster)
-    tree.start()
+    try:
+        await tree.start(START_S)  # the gateway serves once it knows the tree
+    except VisualSearchError as error:
+        raise SystemExit(f"gateway cannot start: {error}") from None
 
     def register(server: grpc.aio.Server) -> Iterable[str]:
         gateway_pb2_grpc.add_VisualSearchServicer_to_server(
