@@ -195,30 +195,29 @@ def _via_links(chain: tuple[int, ...], anchors: list[tuple[int, int, str]]) -> t
 
 
 def _believed(tree: Tree, query_leaves: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
-    """The believed leaves the tree knows (old paths resolved), with weights summing to 1."""
+    """The believed leaves, with weights summing to 1: the known ones (old paths resolved) at
+    least BELIEF probable, or else the most probable known one, so that a leaf retired since
+    the model was trained does not leave a query with nothing."""
     if not query_leaves:
         raise InvalidArgument("the query has no leaf probabilities")
-    probs: dict[str, float] = {}
+    known: dict[int, float] = {}
     for leaf, prob in query_leaves:
         if not 0.0 <= prob <= 1.0:  # also refuses NaN
             raise InvalidArgument(f"query leaf {leaf!r} has probability {prob}, not in [0, 1]")
-        probs[leaf] = max(prob, probs.get(leaf, 0.0))
-    ordered = sorted(probs.items(), key=lambda pair: (-pair[1], pair[0]))
-    believed = [pair for pair in ordered if pair[1] >= BELIEF] or ordered[:1]
-    known: dict[int, float] = {}
-    for path, prob in believed:
         try:
-            node = tree.resolve_path(path)
+            node = tree.resolve_path(leaf)
         except NotFound:
             continue
-        known[node] = known.get(node, 0.0) + prob
+        known[node] = max(prob, known.get(node, 0.0))
     if not known:
-        names = [leaf for leaf, _ in believed]
-        raise NotFound(f"the taxonomy has none of the query's believed leaves {names}")
-    total = sum(known.values())
+        names = sorted({leaf for leaf, _ in query_leaves})
+        raise NotFound(f"the taxonomy has none of the query's leaves {names}")
+    ordered = sorted(known.items(), key=lambda pair: (-pair[1], pair[0]))
+    believed = [pair for pair in ordered if pair[1] >= BELIEF] or ordered[:1]
+    total = sum(prob for _, prob in believed)
     if total == 0.0:
-        return [(node, 1.0 / len(known)) for node in known]
-    return [(node, prob / total) for node, prob in known.items()]
+        return [(node, 1.0 / len(believed)) for node, _ in believed]
+    return [(node, prob / total) for node, prob in believed]
 
 
 def _best_per_item(candidates: Sequence[Candidate]) -> list[Candidate]:

@@ -194,9 +194,15 @@ def test_query_leaves_the_tree_does_not_know_are_ignored(tree: Tree) -> None:
     assert result.items[0].score == pytest.approx(0.25 + 0.5)
 
 
-def test_no_known_believed_leaf_is_not_found(tree: Tree) -> None:
+def test_a_retired_likeliest_leaf_falls_back_to_the_likeliest_known_one(tree: Tree) -> None:
+    query = [("Apparel/Retired", 0.9), (TSHIRTS, 0.05)]
+    result = rerank(tree, query, [Candidate("c", 0.5, TSHIRTS)], 10, Settings(0, 0.5))
+    assert [(r.item_id, r.step) for r in result.items] == [("c", Step.LEAF)]
+
+
+def test_no_known_query_leaf_is_not_found(tree: Tree) -> None:
     with pytest.raises(NotFound, match="Apparel/Retired"):
-        rerank(tree, [("Apparel/Retired", 0.9), (TSHIRTS, 0.05)], [], 10, Settings(4, 0.5))
+        rerank(tree, [("Apparel/Retired", 0.9)], [], 10, Settings(4, 0.5))
 
 
 def test_no_candidates_gives_an_empty_result(tree: Tree) -> None:
