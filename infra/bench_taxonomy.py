@@ -40,7 +40,7 @@ from tqdm import tqdm
 from common import paths
 from common.config import TaxonomyConfig
 from taxonomy_svc import db
-from taxonomy_svc.edits import MoveNode
+from taxonomy_svc.ops import MoveNode
 from taxonomy_svc.record import Record
 from taxonomy_svc.rerank import Candidate, Settings, Step, rerank
 from taxonomy_svc.tree import ROOT, Node, Tree

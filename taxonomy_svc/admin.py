@@ -14,8 +14,8 @@ from common import paths
 from common.errors import ItemFailure
 from taxonomy_svc import formats
 from taxonomy_svc.db import make_engine
-from taxonomy_svc.edits import Import
 from taxonomy_svc.items import Incoming
+from taxonomy_svc.ops import Import
 from taxonomy_svc.record import Record
 
 BATCH = 5000  # items per put_items call

@@ -18,7 +18,7 @@ from common.serve import channel_options
 from protos.visualsearch.v1 import taxonomy_pb2 as pb
 from protos.visualsearch.v1.taxonomy_pb2_grpc import TaxonomyStub
 from taxonomy_svc import cli_show as show
-from taxonomy_svc.edits import RULE_FIELDS
+from taxonomy_svc.ops import RULE_FIELDS
 
 app = typer.Typer(no_args_is_help=True, help="Reads and edits the taxonomy through its service.")
 

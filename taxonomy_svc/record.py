@@ -17,12 +17,12 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from common import paths
 from common.errors import Aborted, NotFound
-from taxonomy_svc import edits, items
+from taxonomy_svc import edits, effects, items, ops
 from taxonomy_svc.db import EditRow, ItemRow, NodeRow, RelatedRow, SuggestionRow, TreeVersionRow
-from taxonomy_svc.edits import ItemMove, ItemView, Op, Plan, Recorded, Suggested
-from taxonomy_svc.tree import ROOT, Node, Pair, Tree
+from taxonomy_svc.edits import ItemMove, Plan, Recorded, Suggested
+from taxonomy_svc.ops import ItemView, Op
+from taxonomy_svc.tree import ROOT, Node, Tree
 
 _CHUNK = 5000  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter caps
 
@@ -35,7 +35,7 @@ class Applied:
     applied: bool
     kind: str
     summary: str
-    effect: dict[str, Any]  # as the audit log keeps it (see _effect)
+    effect: dict[str, Any]  # as the audit log keeps it (see effects.describe)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Record:
             self._check_base(base_version)
             with self._sessions() as session:
                 plan = edits.plan(op, self.tree, _Facts(session, self.tree))
-            effect = _effect(plan, self.tree, self._level)
+            effect = effects.describe(plan, self.tree, self._level)
             if dry_run or _changes_nothing(plan):
                 return Applied(base_version, False, plan.kind, plan.summary, effect)
             version = self._commit(op, plan, effect, base_version, actor, comment)
@@ -113,13 +113,13 @@ class Record:
         states = {node.id: node for node in tree.all_nodes()}
         related = set(tree.related)
         for entry in reversed(self.history(after=version)):
-            for node_id, (before, _) in _node_states(entry.effect).items():
+            for node_id, (before, _) in effects.node_states(entry.effect).items():
                 if before is None:
                     states.pop(node_id, None)
                 else:
                     states[node_id] = before
-            related -= _pairs(entry.effect["related_added"])
-            related |= _pairs(entry.effect["related_removed"])
+            related -= effects.pairs(entry.effect["related_added"])
+            related |= effects.pairs(entry.effect["related_removed"])
         return Tree(states.values(), related)
 
     def put_items(self, incoming: Sequence[items.Incoming], suggest_below: float) -> items.Put:
@@ -256,10 +256,10 @@ class _Facts:
         effect = json.loads(row.effect)
         return Recorded(
             version,
-            _node_states(effect),
+            effects.node_states(effect),
             [ItemMove(m[0], m[1], m[2]) for m in effect["moves"]],
-            frozenset(_pairs(effect["related_added"])),
-            frozenset(_pairs(effect["related_removed"])),
+            frozenset(effects.pairs(effect["related_added"])),
+            frozenset(effects.pairs(effect["related_removed"])),
         )
 
     def suggested(self, path: str) -> list[Suggested]:
@@ -327,85 +327,6 @@ def _write_related(session: Session, plan: Plan) -> None:
         session.execute(insert(RelatedRow), [{"a": a, "b": b} for a, b in plan.related_added])
 
 
-def _effect(plan: Plan, old: Tree, level: int) -> dict[str, Any]:
-    """The plan as the audit log keeps it: JSON of node states with paths, moves, links."""
-    new = plan.tree
-    nodes = [
-        {
-            "id": node_id,
-            "before": _state(before),
-            "after": _state(after),
-            "before_path": old.path_of(node_id) if before else "",
-            "after_path": new.path_of(node_id) if after else "",
-        }
-        for node_id, (before, after) in sorted(plan.nodes.items())
-    ]
-    moves = [
-        [m.item_id, m.source, m.target, old.path_of(m.source), new.path_of(m.target)]
-        for m in plan.moves
-    ]
-    return {
-        "nodes": nodes,
-        "moves": moves,
-        "related_added": sorted(plan.related_added),
-        "related_removed": sorted(plan.related_removed),
-        "related_paths": {
-            f"{a}-{b}": [_any_path(old, new, a), _any_path(old, new, b)]
-            for a, b in plan.related_added | plan.related_removed
-        },
-        "partitions": _partitions(plan, old, level),
-    }
-
-
-def _partitions(plan: Plan, old: Tree, level: int) -> list[str]:
-    """Partitions whose contents change: those items move between, and renamed or moved ones."""
-    touched: set[str] = set()
-    for move in plan.moves:
-        source = paths.partition_of(old.path_of(move.source), level)
-        target = paths.partition_of(plan.tree.path_of(move.target), level)
-        if source != target:
-            touched |= {source, target}
-    for node_id, (before, after) in plan.nodes.items():
-        if before is None or after is None or old.path_of(node_id) == plan.tree.path_of(node_id):
-            continue
-        for tree in (old, plan.tree):
-            if tree.is_active(node_id):
-                touched |= {
-                    paths.partition_of(tree.path_of(i), level)
-                    for i in tree.subtree(node_id)
-                    if len(tree.chain(i)) >= level
-                }
-    return sorted(touched)
-
-
-def _any_path(old: Tree, new: Tree, node_id: int) -> str:
-    return new.path_of(node_id) if new.is_active(node_id) else old.path_of(node_id)
-
-
-def _state(node: Node | None) -> dict[str, Any] | None:
-    if node is None:
-        return None
-    return {
-        "name": node.name,
-        "parent": node.parent,
-        "archived": node.archived,
-        "replaced_by": node.replaced_by,
-    }
-
-
-def _node_states(effect: dict[str, Any]) -> dict[int, tuple[Node | None, Node | None]]:
-    def node(node_id: int, state: dict[str, Any] | None) -> Node | None:
-        return Node(node_id, **state) if state else None
-
-    return {
-        n["id"]: (node(n["id"], n["before"]), node(n["id"], n["after"])) for n in effect["nodes"]
-    }
-
-
-def _pairs(raw: list[list[int]]) -> set[Pair]:
-    return {(a, b) for a, b in raw}
-
-
 def _node(row: NodeRow) -> Node:
     return Node(row.id, row.name, row.parent_id or ROOT, row.archived, row.replaced_by or 0)
 
@@ -439,7 +360,7 @@ def _entry(row: EditRow) -> Entry:
 
 
 def _op_json(op: Op) -> dict[str, Any]:
-    return {"op": edits.KINDS[type(op)], **asdict(op)}
+    return {"op": ops.KINDS[type(op)], **asdict(op)}
 
 
 def _chunks(values: list[Any]) -> list[list[Any]]:

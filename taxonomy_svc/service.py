@@ -12,7 +12,7 @@ from common.config import TaxonomyConfig
 from common.errors import InvalidArgument
 from common.wire import item_error_pb
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2, taxonomy_pb2_grpc
-from taxonomy_svc import edits, formats
+from taxonomy_svc import formats, ops
 from taxonomy_svc.diff import compare
 from taxonomy_svc.items import Incoming, Stored
 from taxonomy_svc.record import Applied, Entry, Record
@@ -255,15 +255,15 @@ def _require(values: Sequence[object], name: str) -> None:
         raise InvalidArgument(f"{name} is empty")
 
 
-def _ref(ref: taxonomy_pb2.NodeRef) -> edits.Ref | None:
+def _ref(ref: taxonomy_pb2.NodeRef) -> ops.Ref | None:
     return ref.id or ref.path or None
 
 
-def _rule(rule: taxonomy_pb2.Rule) -> edits.Rule:
-    return edits.Rule(rule.field, tuple(rule.values))
+def _rule(rule: taxonomy_pb2.Rule) -> ops.Rule:
+    return ops.Rule(rule.field, tuple(rule.values))
 
 
-def _op(op: taxonomy_pb2.EditOp) -> edits.Op:
+def _op(op: taxonomy_pb2.EditOp) -> ops.Op:
     kind = op.WhichOneof("op")
     if kind is None:
         raise InvalidArgument("the edit names no operation")
@@ -272,32 +272,32 @@ def _op(op: taxonomy_pb2.EditOp) -> edits.Op:
     return build(message)
 
 
-_OPS: dict[str, Callable[[Any], edits.Op]] = {
-    "add": lambda m: edits.AddNode(_ref(m.parent), m.name, m.id),
-    "rename": lambda m: edits.Rename(_required(m.node), m.name),
-    "move": lambda m: edits.MoveNode(_required(m.node), _ref(m.parent)),
-    "merge": lambda m: edits.Merge(_required(m.node), _required(m.into, "into")),
-    "split": lambda m: edits.Split(
+_OPS: dict[str, Callable[[Any], ops.Op]] = {
+    "add": lambda m: ops.AddNode(_ref(m.parent), m.name, m.id),
+    "rename": lambda m: ops.Rename(_required(m.node), m.name),
+    "move": lambda m: ops.MoveNode(_required(m.node), _ref(m.parent)),
+    "merge": lambda m: ops.Merge(_required(m.node), _required(m.into, "into")),
+    "split": lambda m: ops.Split(
         _required(m.leaf, "leaf"),
-        tuple(edits.SplitChild(c.name, _rule(c.rule)) for c in m.children),
+        tuple(ops.SplitChild(c.name, _rule(c.rule)) for c in m.children),
         m.rest,
     ),
-    "reassign": lambda m: edits.Reassign(
+    "reassign": lambda m: ops.Reassign(
         _required(m.node),
-        tuple(edits.Target(_required(t.to, "target"), _rule(t.rule)) for t in m.targets),
+        tuple(ops.Target(_required(t.to, "target"), _rule(t.rule)) for t in m.targets),
         _ref(m.rest),
     ),
-    "retire": lambda m: edits.Retire(_required(m.node), _ref(m.items_to)),
-    "relate": lambda m: edits.Relate(_required(m.a, "a"), _required(m.b, "b")),
-    "unrelate": lambda m: edits.Unrelate(_required(m.a, "a"), _required(m.b, "b")),
-    "revert": lambda m: edits.Revert(m.version),
-    "accept": lambda m: edits.Accept(m.path),
-    "reject": lambda m: edits.Reject(m.path),
-    "import_tree": lambda m: edits.Import(m.format or "lines", m.text),
+    "retire": lambda m: ops.Retire(_required(m.node), _ref(m.items_to)),
+    "relate": lambda m: ops.Relate(_required(m.a, "a"), _required(m.b, "b")),
+    "unrelate": lambda m: ops.Unrelate(_required(m.a, "a"), _required(m.b, "b")),
+    "revert": lambda m: ops.Revert(m.version),
+    "accept": lambda m: ops.Accept(m.path),
+    "reject": lambda m: ops.Reject(m.path),
+    "import_tree": lambda m: ops.Import(m.format or "lines", m.text),
 }
 
 
-def _required(ref: taxonomy_pb2.NodeRef, what: str = "node") -> edits.Ref:
+def _required(ref: taxonomy_pb2.NodeRef, what: str = "node") -> ops.Ref:
     found = _ref(ref)
     if found is None:
         raise InvalidArgument(f"{what} is not named (give its id or path)")

@@ -3,7 +3,8 @@
 from collections.abc import Sequence
 from dataclasses import replace
 
-from taxonomy_svc.edits import ItemView, Plan, Recorded, Suggested
+from taxonomy_svc.edits import Plan, Recorded, Suggested
+from taxonomy_svc.ops import ItemView
 from taxonomy_svc.tree import Tree
 
 

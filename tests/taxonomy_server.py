@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from infra import process
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
-from taxonomy_svc import edits
+from taxonomy_svc import ops
 from taxonomy_svc.db import make_engine
 from taxonomy_svc.items import Incoming
 from taxonomy_svc.record import Record
@@ -66,7 +66,7 @@ def seed(database: Path, lines: str, items: Sequence[Incoming] = ()) -> None:
     """Imports a tree (line format) and records items, as the seed command would."""
     engine = make_engine(str(database))
     record = Record(sessionmaker(engine), partition_level=2)
-    record.apply(edits.Import("lines", lines), record.version, "seed")
+    record.apply(ops.Import("lines", lines), record.version, "seed")
     if items:
         record.put_items(items, 0.0)
     engine.dispose()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from catalog.items import COLUMNS
 from common.errors import Aborted, InvalidArgument, NotFound
-from taxonomy_svc import admin, edits, formats
+from taxonomy_svc import admin, formats, ops
 from taxonomy_svc.db import ItemRow, make_engine, upgrade
 from taxonomy_svc.items import Incoming
 from taxonomy_svc.record import Record
@@ -35,7 +35,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def record(engine: Engine) -> Record:
     record = Record(sessionmaker(engine), partition_level=2)
-    record.apply(edits.Import("lines", LINES), 0, "tester")
+    record.apply(ops.Import("lines", LINES), 0, "tester")
     return record
 
 
@@ -91,7 +91,7 @@ def test_the_path_keyed_schema_migrates_without_losing_an_item(database_url: str
     }
     (entry,) = record.history()
     assert (entry.version, entry.actor, entry.kind) == (4, "migration 0002", "import")
-    moved = record.apply(edits.Rename("Apparel/Topwear", "Tops"), 4, "editor")
+    moved = record.apply(ops.Rename("Apparel/Topwear", "Tops"), 4, "editor")
     assert moved.version == 5 and record.get_items(["item-1"])[0][0].leaf == "Apparel/Tops/Tshirts"
 
 
@@ -99,7 +99,7 @@ def test_an_edit_is_durable_and_the_tree_reloads_as_committed(
     engine: Engine, record: Record
 ) -> None:
     record.put_items([Incoming("tee", TSHIRTS)], 0.0)
-    record.apply(edits.MoveNode("Apparel/Topwear", "Footwear"), record.version, "ann")
+    record.apply(ops.MoveNode("Apparel/Topwear", "Footwear"), record.version, "ann")
     reopened = _reopened(engine)
     assert reopened.version == record.version == 2
     assert reopened.tree.nodes() == record.tree.nodes()
@@ -107,25 +107,25 @@ def test_an_edit_is_durable_and_the_tree_reloads_as_committed(
 
 
 def test_a_stale_edit_is_aborted_naming_the_current_version(record: Record) -> None:
-    record.apply(edits.Rename("Footwear", "Shoes & More"), 1, "ann")
+    record.apply(ops.Rename("Footwear", "Shoes & More"), 1, "ann")
     with pytest.raises(Aborted, match="version 2"):
-        record.apply(edits.Rename("Footwear", "Feet"), 1, "bob")
+        record.apply(ops.Rename("Footwear", "Feet"), 1, "bob")
 
 
 def test_a_second_process_editing_the_same_database_is_caught(
     engine: Engine, record: Record
 ) -> None:
     other = _reopened(engine)
-    other.apply(edits.Rename("Footwear", "Feet"), 1, "bob")
+    other.apply(ops.Rename("Footwear", "Feet"), 1, "bob")
     with pytest.raises(Aborted, match="version 2"):
-        record.apply(edits.Rename("Apparel", "Clothes"), 1, "ann")  # its tree said 1
+        record.apply(ops.Rename("Apparel", "Clothes"), 1, "ann")  # its tree said 1
     record.reload()
     assert record.tree.contains("Feet/Shoes/Casual Shoes")
 
 
 def test_a_dry_run_changes_nothing(engine: Engine, record: Record) -> None:
     record.put_items([Incoming("tee", TSHIRTS)], 0.0)
-    applied = record.apply(edits.Merge(TSHIRTS, SHIRTS), 1, "ann", dry_run=True)
+    applied = record.apply(ops.Merge(TSHIRTS, SHIRTS), 1, "ann", dry_run=True)
     assert not applied.applied and applied.effect["moves"][0][:1] == ["tee"]
     assert applied.effect["partitions"] == []  # same partition on both sides
     assert _reopened(engine).version == 1 and record.get_items(["tee"])[0][0].leaf == TSHIRTS
@@ -133,8 +133,8 @@ def test_a_dry_run_changes_nothing(engine: Engine, record: Record) -> None:
 
 def test_history_tree_at_a_version_and_revert(record: Record) -> None:
     record.put_items([Incoming("tee", TSHIRTS), Incoming("shirt", SHIRTS)], 0.0)
-    record.apply(edits.Merge(TSHIRTS, SHIRTS), 1, "ann", comment="one leaf")
-    record.apply(edits.Rename("Apparel", "Clothes"), 2, "bob")
+    record.apply(ops.Merge(TSHIRTS, SHIRTS), 1, "ann", comment="one leaf")
+    record.apply(ops.Rename("Apparel", "Clothes"), 2, "bob")
     assert [(e.version, e.actor, e.kind) for e in record.history()] == [
         (1, "tester", "import"),
         (2, "ann", "merge"),
@@ -151,7 +151,7 @@ def test_history_tree_at_a_version_and_revert(record: Record) -> None:
         SHOES,
     ]
     assert "Clothes/Topwear/Shirts" in record.tree.nodes()
-    reverted = record.apply(edits.Revert(2), 3, "cy")
+    reverted = record.apply(ops.Revert(2), 3, "cy")
     assert reverted.version == 4 and record.history()[-1].reverts == 2
     assert record.get_items(["tee"])[0][0].leaf == "Clothes/Topwear/Tshirts"
     with pytest.raises(NotFound):
@@ -161,10 +161,10 @@ def test_history_tree_at_a_version_and_revert(record: Record) -> None:
 def test_the_final_tree_equals_a_serial_replay_of_the_audit_log(
     record: Record, tmp_path: Path
 ) -> None:
-    record.apply(edits.AddNode("Apparel", "Bottomwear"), 1, "ann")
-    record.apply(edits.MoveNode(SHIRTS, "Apparel/Bottomwear"), 2, "bob")
-    record.apply(edits.Relate(SHOES, "Apparel/Bottomwear/Shirts"), 3, "cy")
-    record.apply(edits.Rename("Footwear/Shoes", "Shoes"), 4, "cy")
+    record.apply(ops.AddNode("Apparel", "Bottomwear"), 1, "ann")
+    record.apply(ops.MoveNode(SHIRTS, "Apparel/Bottomwear"), 2, "bob")
+    record.apply(ops.Relate(SHOES, "Apparel/Bottomwear/Shirts"), 3, "cy")
+    record.apply(ops.Rename("Footwear/Shoes", "Shoes"), 4, "cy")
     assert replayed(record, tmp_path) == formats.export(record.tree, 0, "json")
 
 
@@ -173,7 +173,7 @@ def replayed(record: Record, tmp_path: Path) -> str:
     engine = make_engine(str(tmp_path / "replay.sqlite"))
     replay = Record(sessionmaker(engine), partition_level=2)
     for entry in record.history():
-        replay.apply(edits.op_from_json(json.loads(entry.op)), replay.version, entry.actor)
+        replay.apply(ops.op_from_json(json.loads(entry.op)), replay.version, entry.actor)
     engine.dispose()
     return formats.export(replay.tree, 0, "json")
 
@@ -232,11 +232,11 @@ def test_sellers_paths_and_disagreements_become_grouped_suggestions(record: Reco
         ("Apparel/Topwear/Kurtas", "new_path", 2),
         (SHIRTS, "disagreement", 1),
     ]
-    accepted = record.apply(edits.Accept("Apparel/Topwear/Kurtas"), 1, "ed")
+    accepted = record.apply(ops.Accept("Apparel/Topwear/Kurtas"), 1, "ed")
     assert (
         accepted.effect["moves"] and record.get_items(["k1"])[0][0].leaf == "Apparel/Topwear/Kurtas"
     )
-    record.apply(edits.Reject(SHIRTS), 2, "ed")
+    record.apply(ops.Reject(SHIRTS), 2, "ed")
     assert record.suggestions() == []
     assert [e.kind for e in record.history()] == ["import", "accept", "reject"]
 

@@ -10,7 +10,7 @@ import grpc
 from sqlalchemy.orm import sessionmaker
 
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
-from taxonomy_svc import edits, formats
+from taxonomy_svc import formats, ops
 from taxonomy_svc.db import make_engine
 from taxonomy_svc.items import Incoming
 from taxonomy_svc.record import Record
@@ -97,7 +97,7 @@ def _replayed(history: taxonomy_pb2.HistoryResponse, folder: Path) -> str:
     engine = make_engine(str(folder / "replay.sqlite"))
     replay = Record(sessionmaker(engine), partition_level=2)
     for entry in history.entries:
-        op = edits.op_from_json(json.loads(entry.op_json))
+        op = ops.op_from_json(json.loads(entry.op_json))
         applied = replay.apply(op, replay.version, entry.actor)
         assert (applied.version, applied.summary) == (entry.version, entry.summary)
         if entry.version == 1:

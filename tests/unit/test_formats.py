@@ -5,7 +5,7 @@ import pytest
 from catalog.items import open_catalog
 from common import paths
 from common.errors import InvalidArgument
-from taxonomy_svc import edits, formats
+from taxonomy_svc import edits, formats, ops
 from taxonomy_svc.tree import Tree
 from tests.fake_facts import FakeFacts
 from tests.unit.test_catalog import FASHION_SMALL
@@ -21,7 +21,7 @@ GOOGLE_STYLE = """# Google_Product_Taxonomy_Version: 2021-09-21
 
 def _imported(text: str, fmt: str = "lines") -> Tree:
     empty = Tree([])
-    return edits.plan(edits.Import(fmt, text), empty, FakeFacts(empty, {}, {})).tree
+    return edits.plan(ops.Import(fmt, text), empty, FakeFacts(empty, {}, {})).tree
 
 
 def test_the_line_format_keeps_ids_and_round_trips() -> None:
@@ -44,7 +44,7 @@ def test_json_round_trips_with_ids_and_related_links() -> None:
     tree = _imported(GOOGLE_STYLE)
     facts = FakeFacts(tree, {}, {})
     linked = edits.plan(
-        edits.Relate("Animals & Pet Supplies/Live Animals", "Apparel & Accessories"), tree, facts
+        ops.Relate("Animals & Pet Supplies/Live Animals", "Apparel & Accessories"), tree, facts
     ).tree
     text = formats.export(linked, 7, "json")
     again = _imported(text, "json")
