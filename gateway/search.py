@@ -195,6 +195,7 @@ def _inside(path: str, categories: Sequence[str]) -> bool:
 
 def _leaves_inside(leaves: LeafProbs, categories: Sequence[str]) -> LeafProbs:
     """What the query may be within the caller's categories: the categories themselves when
-    no likely leaf lies inside them, so the rerank measures closeness from there."""
-    inside = [(leaf, prob) for leaf, prob in leaves if _inside(leaf, categories)]
+    no likely leaf lies inside them, so the rerank measures closeness from there (an unlikely
+    leaf would put its items first by the hierarchy back-off, whatever they look like)."""
+    inside = [(leaf, p) for leaf, p in leaves if p >= BELIEF and _inside(leaf, categories)]
     return inside or [(category, 1.0 / len(categories)) for category in categories]
