@@ -340,7 +340,7 @@ def _bench_rerank(
     new = partial(_new_rank, record, settings, args.k)
     runs: dict[str, tuple[Callable[[Call], object], list[Call]]] = {
         "new": (new, calls),
-        "new+lookup": (partial(_served, record.get_items, new), calls),
+        "new+lookup": (partial(_served_new, record, settings, args.k), calls),
     }
     if old is not None and old_sessions is not None:
         config, old_tree = TaxonomyConfig(), old.tree.Tree.from_paths(record.tree.nodes())
@@ -369,9 +369,9 @@ def _bench_rerank(
         f"rerank: {args.candidates} candidates, k={args.k}, 3 believed leaves; {args.calls} "
         f"calls timed after {warm}, the implementations alternating; old: its rerank.py and "
         "tree.py (paths as keys, no related links or back-off steps)",
-        "+ item lookup: the candidates' leaves read by id from SQLite, then the rerank, as "
-        "each servicer's Rerank does (new: Record.get_items; old: its store.get_items on its "
-        "path-keyed schema); no gRPC, no protobuf",
+        "+ item lookup: what each servicer's Rerank does without gRPC and protobuf (new: "
+        "Record.rerank, the candidates' leaves from memory, the k kept items read from SQLite; "
+        "old: every candidate read by id with its store.get_items, then the rerank)",
     ]
     return [
         ("rerank", times["new"], times.get("old", []), RERANK_TARGET_MS),
@@ -383,13 +383,18 @@ def _new_rank(record: Record, settings: Settings, k: int, call: Call) -> object:
     return rerank(record.tree, call.query, call.candidates, k, settings, [])
 
 
+def _served_new(record: Record, settings: Settings, k: int, call: Call) -> object:
+    """What the Taxonomy servicer's Rerank does between the protobufs (Record.rerank)."""
+    return record.rerank(call.query, call.candidates, k, settings)
+
+
 def _served(
     lookup: Callable[[list[str]], tuple[list[Any], list[str]]],
     rank: Callable[[Call], object],
     call: Call,
 ) -> object:
-    """What a Taxonomy servicer's Rerank does between the request and the response protobufs:
-    the candidates' leaves as the database records them, then the rerank."""
+    """What the old Taxonomy servicer's Rerank did between the request and the response
+    protobufs: the candidates' leaves as the database records them, then the rerank."""
     found, _ = lookup([c.item_id for c in call.candidates])
     known = {item.id: item for item in found}
     placed = [
@@ -564,8 +569,7 @@ def _profile(
     """cProfile of the new rerank with its lookup, or of the moves, by cumulative time."""
     profile = cProfile.Profile()
     if what == "rerank":
-        rank = partial(_new_rank, record, settings, args.k)
-        profile.runcall(lambda: [_served(record.get_items, rank, c) for c in calls * 5])
+        profile.runcall(lambda: [_served_new(record, settings, args.k, c) for c in calls * 5])
     else:
         moved, away = _move_pair(record.tree, args.subtree)
         home = record.tree.node(moved).parent

@@ -22,6 +22,7 @@ from taxonomy_svc import edits, effects, items, ops
 from taxonomy_svc.db import EditRow, ItemRow, NodeRow, RelatedRow, SuggestionRow, TreeVersionRow
 from taxonomy_svc.edits import ItemMove, Plan, Recorded, Suggested
 from taxonomy_svc.ops import ItemView, Op
+from taxonomy_svc.rerank import Candidate, RerankResult, Settings, rerank
 from taxonomy_svc.tree import ROOT, Node, Tree
 
 _CHUNK = 5000  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter caps
@@ -60,12 +61,12 @@ class Record:
         self._sessions = sessions
         self._level = partition_level
         self._lock = threading.Lock()  # one edit at a time in this process
-        self.tree, self.version = self._load()
+        self.tree, self.version, self._leaf_of = self._load()
 
     def reload(self) -> None:
         """Rebuilds the tree from the database (after another process edited it)."""
         with self._lock:
-            self.tree, self.version = self._load()
+            self.tree, self.version, self._leaf_of = self._load()
 
     def apply(
         self, op: Op, base_version: int, actor: str, dry_run: bool = False, comment: str = ""
@@ -85,6 +86,7 @@ class Record:
                 return Applied(base_version, False, plan.kind, plan.summary, effect)
             version = self._commit(op, plan, effect, base_version, actor, comment)
             self.tree, self.version = plan.tree, version
+            self._leaf_of.update((move.item_id, move.target) for move in plan.moves)
             return Applied(version, True, plan.kind, plan.summary, effect)
 
     def history(self, after: int = 0, limit: int = 0) -> list[Entry]:
@@ -133,6 +135,7 @@ class Record:
             with self._sessions.begin() as session:
                 items.upsert(session, placed.rows)
                 items.suggest(session, placed.suggestions)
+            self._leaf_of.update((row["id"], row["leaf_id"]) for row in placed.rows)
         return placed.put
 
     def get_items(self, ids: Sequence[str]) -> tuple[list[items.Stored], list[str]]:
@@ -145,8 +148,32 @@ class Record:
             return items.every(session, self.tree)
 
     def delete_items(self, ids: Sequence[str]) -> int:
-        with self._sessions.begin() as session:
-            return items.delete(session, ids)
+        with self._lock, self._sessions.begin() as session:
+            deleted = items.delete(session, ids)
+            for item_id in ids:
+                self._leaf_of.pop(item_id, None)
+            return deleted
+
+    def rerank(
+        self,
+        query: Sequence[tuple[str, float]],
+        candidates: Sequence[Candidate],
+        k: int,
+        settings: Settings,
+        categories: Sequence[str] = (),
+    ) -> tuple[RerankResult, dict[str, items.Stored]]:
+        """Reranks on the current tree, each candidate in the leaf the record holds it in (the
+        shard's copy may be older); returns the result and the records of the items kept.
+
+        The candidates' leaves come from memory, so only the k kept items are read.
+        """
+        tree, leaf_of = self.tree, self._leaf_of
+        held = {
+            c.item_id: tree.path_of(leaf_of[c.item_id]) for c in candidates if c.item_id in leaf_of
+        }
+        result = rerank(tree, query, candidates, k, settings, categories, held)
+        found, _ = self.get_items([ranked.item_id for ranked in result.items])
+        return result, {item.id: item for item in found}
 
     def counts(self) -> dict[int, int]:
         """Items per node, each counted in its leaf and every ancestor."""
@@ -173,11 +200,13 @@ class Record:
         with self._sessions() as session:
             return items.open_groups(session, self.tree, limit)
 
-    def _load(self) -> tuple[Tree, int]:
+    def _load(self) -> tuple[Tree, int, dict[str, int]]:
+        """The tree, its version, and every item's leaf (kept in memory for the rerank)."""
         with self._sessions() as session:
             nodes = [_node(row) for row in session.scalars(select(NodeRow))]
             related = [(row.a, row.b) for row in session.scalars(select(RelatedRow))]
-            return Tree(nodes, related), _version(session)
+            leaf_of = {i: leaf for i, leaf in session.execute(select(ItemRow.id, ItemRow.leaf_id))}
+            return Tree(nodes, related), _version(session), leaf_of
 
     def _check_base(self, base_version: int) -> None:
         if base_version != self.version:

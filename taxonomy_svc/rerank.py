@@ -13,9 +13,10 @@ Each result says its step, its tree distance and the related link that let it in
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from types import MappingProxyType
 
 from common.errors import InvalidArgument, NotFound
 from common.routing import BELIEF
@@ -75,6 +76,7 @@ def rerank(
     k: int,
     settings: Settings = Settings(),
     categories: Sequence[str] = (),
+    leaves: Mapping[str, str] = MappingProxyType({}),
 ) -> RerankResult:
     """Drops candidates far from the query's believed leaves and orders the rest by step.
 
@@ -85,6 +87,7 @@ def rerank(
         k: how many to keep.
         settings: distances, weights and the widest back-off step.
         categories: if given, only candidates inside these nodes are kept.
+        leaves: the record's leaf of each item it holds, which wins over a candidate's own.
 
     Returns:
         The best k by (step, score, visual score, id) and the number dropped.
@@ -99,28 +102,25 @@ def rerank(
     placer = _Placer(tree, _believed(tree, query_leaves), settings)
     inside = {tree.resolve_path(category) for category in categories}
     placements: dict[str, _Placement | None] = {}
-    ranked: list[Ranked] = []
+    weight = settings.visual_weight
+    kept: list[tuple[Step, float, float, str, str, _Placement]] = []  # the sort key first
     unique = _best_per_item(candidates)
     for candidate in unique:
-        if candidate.leaf not in placements:
-            placements[candidate.leaf] = placer.place(candidate.leaf, inside)
-        placement = placements[candidate.leaf]
+        leaf = leaves.get(candidate.item_id, candidate.leaf)
+        if leaf not in placements:
+            placements[leaf] = placer.place(leaf, inside)
+        placement = placements[leaf]
         if placement is not None:
-            weight = settings.visual_weight
             score = weight * candidate.visual + (1.0 - weight) * placement.closeness
-            ranked.append(
-                Ranked(
-                    candidate.item_id,
-                    candidate.leaf,
-                    score,
-                    candidate.visual,
-                    placement.distance,
-                    placement.step,
-                    placement.related_via,
-                )
+            kept.append(
+                (placement.step, -score, -candidate.visual, candidate.item_id, leaf, placement)
             )
-    ranked.sort(key=lambda r: (r.step, -r.score, -r.visual, r.item_id))
-    return RerankResult(items=ranked[:k], dropped=len(unique) - len(ranked))
+    kept.sort(key=lambda entry: entry[:4])
+    items = [
+        Ranked(item_id, leaf, -score, -visual, place.distance, step, place.related_via)
+        for step, score, visual, item_id, leaf, place in kept[:k]
+    ]
+    return RerankResult(items=items, dropped=len(unique) - len(kept))
 
 
 class _Placer:

@@ -1,7 +1,6 @@
 """The Taxonomy gRPC servicer: protobuf in, the record and the rerank, protobuf out."""
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -16,7 +15,7 @@ from taxonomy_svc import formats, ops
 from taxonomy_svc.diff import compare
 from taxonomy_svc.items import Incoming, Stored
 from taxonomy_svc.record import Applied, Entry, Record
-from taxonomy_svc.rerank import Candidate, Ranked, Settings, Step, rerank
+from taxonomy_svc.rerank import Candidate, Ranked, Settings, Step
 from taxonomy_svc.tree import Tree
 
 T = TypeVar("T")
@@ -150,15 +149,10 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     ) -> taxonomy_pb2.RerankResponse:
         query = [(leaf.leaf, leaf.prob) for leaf in request.query_leaves]
         candidates = [Candidate(c.item_id, c.score, c.leaf) for c in request.candidates]
-        found, _ = await _run(self._record.get_items, [c.item_id for c in candidates])
-        known = {item.id: item for item in found}
-        placed = [
-            dataclasses.replace(c, leaf=known[c.item_id].leaf) if c.item_id in known else c
-            for c in candidates
-        ]
-        result = rerank(
-            self._record.tree, query, placed, request.k, self._settings, list(request.categories)
-        )
+        result, known = await _run(
+            self._record.rerank, query, candidates, request.k, self._settings,
+            list(request.categories),
+        )  # fmt: skip
         return taxonomy_pb2.RerankResponse(
             items=[_ranked_pb(ranked, known.get(ranked.item_id)) for ranked in result.items],
             dropped=result.dropped,
