@@ -12,7 +12,7 @@ from common.config import ClusterConfig
 from common.deadline import Deadline
 from common.errors import InvalidArgument, NotFound, VisualSearchError
 from common.routing import BELIEF
-from gateway.clients import Cluster, LeafProbs, Neighbour, Ranked
+from gateway.clients import Cluster, LeafProbs, Neighbour, Ranked, StoredVector
 from gateway.follower import TreeFollower
 from gateway.routing import (
     by_shard,
@@ -77,8 +77,7 @@ class Gateway:
         if not items:
             raise NotFound(f"product {product_id!r} is not in the catalog")
         leaf = items[0].leaf
-        shard = shard_of_leaf(leaf, self._config.partition_level, self._shards)
-        stored = await self._cluster.fetch(shard, [product_id], deadline.left(SHARD_SHARE))
+        stored = await self._stored(product_id, leaf, deadline)
         if not stored:
             raise NotFound(f"product {product_id!r} has no indexed vector")
         return await self._search(
@@ -89,7 +88,29 @@ class Gateway:
             [product_id],
             stored[0].model_version,
             deadline,
+            also=[stored[0].partition],  # where its vector is, if an edit moved its leaf since
         )
+
+    async def _stored(self, product_id: str, leaf: str, deadline: Deadline) -> list[StoredVector]:
+        """The item's vector from its partition's shard, else from any other: a taxonomy edit
+        may have moved its leaf to another partition since it was indexed, and its vector
+        stays where it was until the shards follow the taxonomy's changes."""
+        shard = shard_of_leaf(leaf, self._config.partition_level, self._shards)
+        stored = await self._cluster.fetch(shard, [product_id], deadline.left(SHARD_SHARE))
+        others = [other for other in self._shards if other != shard]
+        if stored or not others:
+            return stored
+        timeout = deadline.left(SHARD_SHARE)
+        answers = await asyncio.gather(
+            *(self._cluster.fetch(other, [product_id], timeout) for other in others),
+            return_exceptions=True,
+        )
+        for answer in answers:
+            if isinstance(answer, list) and answer:
+                return answer
+            if isinstance(answer, BaseException) and not isinstance(answer, VisualSearchError):
+                raise answer  # a bug, not a shard that failed to answer
+        return []
 
     def _checked_k(self, k: int) -> int:
         limit = self._config.gateway.max_k
@@ -110,8 +131,11 @@ class Gateway:
         exclude: Sequence[str],
         version: str,
         deadline: Deadline,
+        also: Sequence[str] = (),
     ) -> SearchResult:
         partitions = await self._route(leaves, categories, deadline)
+        if not categories:
+            partitions += [partition for partition in also if partition not in partitions]
         neighbours, failed = await self._fan_out(query, partitions, exclude, deadline)
         believed = _leaves_inside(leaves, categories) if categories else leaves
         ranked = await self._rerank(believed, neighbours, k, categories, deadline)

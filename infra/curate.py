@@ -29,10 +29,12 @@ from catalog.split import is_held_out
 from common import config as cluster_config
 from infra import cluster, workspace
 from infra.ingest import ingest_catalog
+from infra.report import Tile, write_page
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc, taxonomy_pb2, taxonomy_pb2_grpc
 
 PLAN = Path(__file__).resolve().parent / "curation" / "fashion_small.json"
 K = 10
+SHOWN = 12  # queries on the before/after page
 
 
 def main() -> None:
@@ -100,6 +102,7 @@ def _curate(
             "curated": _leaves(taxonomy, ids, token),
             "original": {item.id: item.leaf for item in catalog.items},
         }
+    _page(catalog, queries, (before, after), labels)
     return _figures(queries, before, after, labels, len(plan), edit_s)
 
 
@@ -172,6 +175,31 @@ def _leaves(
         for item in taxonomy.GetItems(request, timeout=30, metadata=token).items:
             leaves[item.id] = item.leaf
     return leaves
+
+
+def _page(
+    catalog: Catalog,
+    queries: Sequence[CatalogItem],
+    answers: tuple[list[list[str]], list[list[str]]],
+    labels: dict[str, dict[str, str]],
+) -> None:
+    """Before and after, side by side, for the queries whose leaf the curation changed."""
+    curated, original = labels["curated"], labels["original"]
+    rows: list[tuple[str, list[Tile]]] = []
+    for i, query in enumerate(queries):
+        if curated[query.id] == original[query.id] or len(rows) >= 2 * SHOWN:
+            continue
+        for when, answer in zip(("before", "after"), answers, strict=True):
+            heading = f"{when}: {query.title} ({original[query.id]} -> {curated[query.id]})"
+            tiles = [Tile(catalog.image_bytes(query.id), f"query {query.id}\n{curated[query.id]}")]
+            tiles += [
+                Tile(catalog.image_bytes(r), f"{r}\n{curated[r]}", curated[r] == curated[query.id])
+                for r in answer[i]
+            ]
+            rows.append((heading, tiles))
+    workdir = workspace.workdir_for(catalog.root) / "curation"
+    page = write_page(workdir / "curation.html", "Search before and after curation", rows)
+    print(f"before/after page: {page}")
 
 
 def _precision(

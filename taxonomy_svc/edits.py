@@ -90,6 +90,7 @@ class Plan:
     related_removed: frozenset[Pair] = frozenset()
     suggestion: tuple[str, str] | None = None  # (path, "accepted" | "rejected")
     reverts: int = 0
+    former: dict[str, int] = field(default_factory=dict)  # paths the edit leaves behind
 
 
 def plan(op: Op, tree: Tree, facts: Facts) -> Plan:
@@ -163,8 +164,11 @@ class _Draft:
             else:
                 states[node_id] = node
         self.related -= {p for p in self.related if states[p[0]].archived or states[p[1]].archived}
-        new_tree = Tree(states.values(), self.related)
+        new_tree = Tree(states.values(), self.related, self.tree.former)
         new_tree.check()
+        placed = [i for i, node in self.after.items() if node and self.tree.is_active(i)]
+        former = self.tree.moved_paths(new_tree, placed)
+        new_tree.former.update(former)  # before anyone else sees the new tree
         moves = [m for m in self.moves.values() if m.source != m.target]
         _check_items(self.tree, new_tree, self.facts, set(self.after), moves)
         changed = {i: (before[i], self.after[i]) for i in self.after if before[i] != self.after[i]}
@@ -178,6 +182,7 @@ class _Draft:
             frozenset(self.tree.related - self.related),
             self.suggestion,
             self.reverts,
+            former,
         )
 
 

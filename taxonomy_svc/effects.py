@@ -36,6 +36,7 @@ def describe(plan: Plan, old: Tree, level: int) -> dict[str, Any]:
             for a, b in plan.related_added | plan.related_removed
         },
         "partitions": _partitions(plan, old, level),
+        "former_paths": plan.former,
     }
 
 

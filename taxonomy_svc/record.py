@@ -205,8 +205,12 @@ class Record:
         with self._sessions() as session:
             nodes = [_node(row) for row in session.scalars(select(NodeRow))]
             related = [(row.a, row.b) for row in session.scalars(select(RelatedRow))]
-            leaf_of = {i: leaf for i, leaf in session.execute(select(ItemRow.id, ItemRow.leaf_id))}
-            return Tree(nodes, related), _version(session), leaf_of
+            former: dict[str, int] = {}
+            for effect in session.scalars(select(EditRow.effect).order_by(EditRow.version)):
+                former.update(json.loads(effect).get("former_paths", {}))
+            rows = session.execute(select(ItemRow.id, ItemRow.leaf_id))
+            leaf_of = {item_id: leaf for item_id, leaf in rows}
+            return Tree(nodes, related, former), _version(session), leaf_of
 
     def _check_base(self, base_version: int) -> None:
         if base_version != self.version:

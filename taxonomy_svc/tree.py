@@ -5,8 +5,9 @@ audit log) and never changes; an edit builds a new one. Paths ("Apparel/Topwear/
 are derived from the parent links, so a rename or a move changes one node, not its subtree.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import networkx as nx
 
@@ -40,7 +41,18 @@ class Tree:
     and distances cost O(depth) and no graph search.
     """
 
-    def __init__(self, nodes: Iterable[Node], related: Iterable[Pair] = ()) -> None:
+    def __init__(
+        self,
+        nodes: Iterable[Node],
+        related: Iterable[Pair] = (),
+        former: Mapping[str, int] = MappingProxyType({}),
+    ) -> None:
+        """Args:
+        nodes: every node's state, archived ones included.
+        related: the curated links, as pairs of ids.
+        former: paths nodes had before a rename or move (of themselves or an ancestor), so
+            that a path from before an edit (a model's prediction, a seller's leaf) resolves.
+        """
         self._nodes = {node.id: node for node in nodes}
         self.graph = nx.DiGraph()
         self.graph.add_node(ROOT)
@@ -53,6 +65,7 @@ class Tree:
             self._last_path(node.id): node.id for node in self._nodes.values() if node.archived
         }
         self.related = frozenset(pair(a, b) for a, b in related)
+        self.former = dict(former)
         self.height = max((len(chain) for chain in self._chains.values()), default=0)
 
     @classmethod
@@ -158,12 +171,27 @@ class Tree:
         return found
 
     def resolve_path(self, path: str) -> int:
-        """The active node at `path`, or the one that replaced the archived node there."""
+        """The active node at `path`, else the one that replaced the archived node there, else
+        the node that had this path before an edit renamed or moved it."""
         if path in self._by_path:
             return self._by_path[path]
         if path in self._archived_paths:
             return self.resolve(self._archived_paths[path])
+        if path in self.former:
+            return self.resolve(self.former[path])
         raise NotFound(f"the taxonomy has no node {path!r}")
+
+    def moved_paths(self, new: "Tree", node_ids: Iterable[int]) -> dict[str, int]:
+        """The paths in this tree of the given nodes and everything beneath them that `new`
+        puts elsewhere: what a rename or move leaves behind as former paths."""
+        left: dict[str, int] = {}
+        for node_id in node_ids:
+            if self.is_active(node_id):
+                for member in self.subtree(node_id):
+                    path = self._paths[member]
+                    if not new.is_active(member) or new.path_of(member) != path:
+                        left[path] = member
+        return left
 
     def related_to(self, node_id: int) -> list[int]:
         return sorted(b if a == node_id else a for a, b in self.related if node_id in (a, b))

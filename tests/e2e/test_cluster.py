@@ -218,6 +218,32 @@ def test_search_follows_a_taxonomy_edit_without_a_restart(running: Running) -> N
             _rename(taxonomy, renamed, old_name)
 
 
+def test_search_finds_an_item_whose_partition_an_edit_renamed(running: Running) -> None:
+    """Its vector stays in the partition it was indexed in until shards follow the edits."""
+    config = running.config
+    item = running.catalog.items[30]
+    partition = partition_of(item.leaf, config.partition_level)
+    parent, name = partition.rsplit("/", 1)
+    renamed = next(
+        f"{name} {n}"
+        for n in range(1, 100)
+        if shard_of(f"{parent}/{name} {n}", config.shard_addresses)
+        != shard_of(partition, config.shard_addresses)
+    )
+    with _taxonomy(running) as taxonomy:
+        _rename(taxonomy, partition, renamed)
+        try:
+            request = gateway_pb2.SimilarProductsRequest(product_id=item.id, k=5)
+            response = running.stub.SimilarProducts(request, timeout=10)
+            assert len(response.results) == 5
+            assert all(r.item_id != item.id for r in response.results)
+            # The model predicts the old path; it resolves, and results carry the new one.
+            top = _search(running, running.catalog.image_bytes(item.id)).results[0]
+            assert (top.item_id, top.leaf.startswith(f"{parent}/{renamed}/")) == (item.id, True)
+        finally:
+            _rename(taxonomy, f"{parent}/{renamed}", name)
+
+
 def test_with_a_shard_killed_the_answer_is_partial_and_in_time(running: Running) -> None:
     """Kills the shard that holds the query's partition; stays the last test of the file."""
     config = running.config

@@ -106,6 +106,12 @@ def test_an_edit_is_durable_and_the_tree_reloads_as_committed(
     assert reopened.get_items(["tee"])[0][0].leaf == "Footwear/Topwear/Tshirts"
 
 
+def test_paths_from_before_an_edit_resolve_after_a_restart(engine: Engine, record: Record) -> None:
+    record.apply(ops.Rename("Apparel/Topwear", "Tops"), 1, "ann")
+    tree = _reopened(engine).tree
+    assert tree.path_of(tree.resolve_path(TSHIRTS)) == "Apparel/Tops/Tshirts"
+
+
 def test_a_stale_edit_is_aborted_naming_the_current_version(record: Record) -> None:
     record.apply(ops.Rename("Footwear", "Shoes & More"), 1, "ann")
     with pytest.raises(Aborted, match="version 2"):

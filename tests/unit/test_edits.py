@@ -188,3 +188,11 @@ def test_bad_names_are_refused(tree: Tree, facts: FakeFacts, name: str) -> None:
 def test_an_unknown_node_is_not_found(tree: Tree, facts: FakeFacts) -> None:
     with pytest.raises(NotFound):
         edits.plan(ops.Rename("Apparel/Nothing", "x"), tree, facts)
+
+
+def test_paths_from_before_a_rename_or_move_still_resolve(tree: Tree, facts: FakeFacts) -> None:
+    renamed = facts.commit(edits.plan(ops.Rename("Apparel/Topwear", "Tops"), tree, facts), 2)
+    moved = edits.plan(ops.MoveNode("Apparel/Tops", "Accessories"), renamed, facts).tree
+    for old in (TSHIRTS, "Apparel/Tops/Tshirts", "Apparel/Topwear"):
+        assert moved.path_of(moved.resolve_path(old)).startswith("Accessories/Tops")
+    assert not moved.contains(TSHIRTS)  # resolving is not being there
