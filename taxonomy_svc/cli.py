@@ -84,7 +84,7 @@ def main(
             err.print(f"config: {error}", style="red", markup=False)
             raise typer.Exit(EXIT_FAILED) from None
         address = address or cluster.address(cluster.taxonomy.port)
-        token = token if token is not None else getattr(cluster.auth, "token", "")
+        token = token if token is not None else cluster.auth.token
     channel = ctx.with_resource(grpc.insecure_channel(address, options=channel_options()))
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     ctx.obj = _Session(TaxonomyStub(channel), metadata, timeout, Console(), err)
