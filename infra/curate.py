@@ -109,7 +109,9 @@ def _curate(
 def _apply(
     taxonomy: taxonomy_pb2_grpc.TaxonomyStub, edit: dict[str, Any], token: list[tuple[str, str]]
 ) -> None:
-    tree = taxonomy.GetTree(taxonomy_pb2.GetTreeRequest(), timeout=10, metadata=token)
+    tree = taxonomy.GetTree(
+        taxonomy_pb2.GetTreeRequest(version_only=True), timeout=10, metadata=token
+    )
     request = taxonomy_pb2.EditRequest(
         base_version=tree.version, op=edit_op(edit), comment=edit.get("why", "")
     )

@@ -108,7 +108,7 @@ def _rule(spec: str) -> tuple[str, pb.Rule]:
 
 def _edit(session: _Session, op: pb.EditOp, yes: bool, dry_run: bool, comment: str) -> None:
     """A dry run against the current version, printed; then, once confirmed, the edit itself."""
-    version = session.call(session.stub.GetTree, pb.GetTreeRequest()).version
+    version = session.call(session.stub.GetTree, pb.GetTreeRequest(version_only=True)).version
     request = pb.EditRequest(base_version=version, op=op, dry_run=True, comment=comment)
     session.out.print(show.edit(session.call(session.stub.Edit, request)))
     if dry_run or not (yes or typer.confirm("Apply?", default=False)):

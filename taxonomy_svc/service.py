@@ -79,6 +79,8 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         self, request: taxonomy_pb2.GetTreeRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.Tree:
         version = request.version or self._record.version
+        if request.version_only:
+            return taxonomy_pb2.Tree(version=version)
         tree = await _run(self._record.tree_at, version)
         current = version == self._record.version  # counts exist for the current tree only
         counts = await _run(self._record.counts) if request.with_counts and current else {}

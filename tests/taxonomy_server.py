@@ -96,8 +96,8 @@ def running(folder: Path, env: dict[str, str] | None = None) -> Iterator[Server]
 
 
 def version(stub: taxonomy_pb2_grpc.TaxonomyStub) -> int:
-    tree = stub.GetTree(taxonomy_pb2.GetTreeRequest(), timeout=TIMEOUT, metadata=bearer(READER))
-    return int(tree.version)
+    request = taxonomy_pb2.GetTreeRequest(version_only=True)
+    return int(stub.GetTree(request, timeout=TIMEOUT, metadata=bearer(READER)).version)
 
 
 def edit(

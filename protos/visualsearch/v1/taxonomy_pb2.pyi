@@ -62,14 +62,16 @@ class Related(_message.Message):
     def __init__(self, a: _Optional[int] = ..., b: _Optional[int] = ..., a_path: _Optional[str] = ..., b_path: _Optional[str] = ...) -> None: ...
 
 class GetTreeRequest(_message.Message):
-    __slots__ = ("version", "include_archived", "with_counts")
+    __slots__ = ("version", "include_archived", "with_counts", "version_only")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_ARCHIVED_FIELD_NUMBER: _ClassVar[int]
     WITH_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ONLY_FIELD_NUMBER: _ClassVar[int]
     version: int
     include_archived: bool
     with_counts: bool
-    def __init__(self, version: _Optional[int] = ..., include_archived: _Optional[bool] = ..., with_counts: _Optional[bool] = ...) -> None: ...
+    version_only: bool
+    def __init__(self, version: _Optional[int] = ..., include_archived: _Optional[bool] = ..., with_counts: _Optional[bool] = ..., version_only: _Optional[bool] = ...) -> None: ...
 
 class Tree(_message.Message):
     __slots__ = ("version", "nodes", "related")
