@@ -121,6 +121,7 @@ class _Draft:
         self.suggestion: tuple[str, str] | None = None
         self.reverts = 0
         self._next_id = max((n.id for n in tree.all_nodes()), default=0) + 1
+        self._created: dict[tuple[int, str], int] = {}  # (parent, name): a node made here
 
     def ref(self, ref: Ref | None, what: str = "node") -> int:
         """The active node a reference names; ROOT for None."""
@@ -147,8 +148,18 @@ class _Draft:
         if node.id in self.after or _exists(self.tree, node.id):
             raise FailedPrecondition(f"node id #{node.id} is taken")
         self._next_id = max(self._next_id, node.id + 1)
+        self._created[(parent, node.name)] = node.id
         self.put(node)
         return node
+
+    def child(self, parent: int, name: str) -> int:
+        """The child of that name, made by this draft or already in the tree; 0 if none."""
+        if (parent, name) in self._created:
+            return self._created[(parent, name)]
+        if parent != ROOT and not self.tree.is_active(parent):
+            return 0
+        path = paths.join(self.tree.path_of(parent), name) if parent else name
+        return self.tree.id_of(path) if self.tree.contains(path) else 0
 
     def move_items(self, items: Sequence[ItemView], target: int) -> None:
         for item in items:
@@ -389,28 +400,15 @@ def _accept(draft: _Draft, op: Accept) -> None:
 
 def _ensure_path(draft: _Draft, path: str, ids: Sequence[int] = ()) -> int:
     """The node at `path`, creating it and any missing ancestor (with the given ids)."""
-    names = paths.split(path)
     parent = ROOT
-    for depth, name in enumerate(names, start=1):
-        prefix = paths.join(*names[:depth])
-        known = draft.tree.contains(prefix) and draft.tree.id_of(prefix)
-        created = _created_child(draft, parent, name)
+    for depth, name in enumerate(paths.split(path), start=1):
         wanted = ids[depth - 1] if depth <= len(ids) else 0
-        if known or created:
-            node_id = int(known or created)
-            if wanted and wanted != node_id:
-                raise FailedPrecondition(f"{prefix!r} has id #{node_id}, the text says #{wanted}")
-            parent = node_id
-        else:
-            parent = draft.new_node(name, parent, wanted).id
+        found = draft.child(parent, name)
+        if found and wanted and wanted != found:
+            prefix = paths.join(*paths.split(path)[:depth])
+            raise FailedPrecondition(f"{prefix!r} has id #{found}, the text says #{wanted}")
+        parent = found or draft.new_node(name, parent, wanted).id
     return parent
-
-
-def _created_child(draft: _Draft, parent: int, name: str) -> int:
-    for node in draft.after.values():
-        if node is not None and node.parent == parent and node.name == name:
-            return node.id
-    return 0
 
 
 def _reject(draft: _Draft, op: Reject) -> None:
