@@ -175,6 +175,8 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     async def History(
         self, request: taxonomy_pb2.HistoryRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.HistoryResponse:
+        _not_negative(request.from_version, "from_version")
+        _not_negative(request.limit, "limit")
         entries = await _run(self._record.history, request.from_version, request.limit)
         return taxonomy_pb2.HistoryResponse(entries=[_entry_pb(entry) for entry in entries])
 
@@ -207,6 +209,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     async def ListSuggestions(
         self, request: taxonomy_pb2.ListSuggestionsRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.ListSuggestionsResponse:
+        _not_negative(request.limit, "limit")
         groups = await _run(self._record.suggestions, request.limit)
         return taxonomy_pb2.ListSuggestionsResponse(
             suggestions=[
@@ -228,6 +231,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     async def Watch(
         self, request: taxonomy_pb2.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[taxonomy_pb2.Change]:
+        _not_negative(request.from_version, "from_version")
         seen = request.from_version
         if self._record.version - seen > self._config.watch_backlog:
             yield taxonomy_pb2.Change(seq=self._record.version, reload_from=self._record.version)
@@ -244,6 +248,11 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
 async def _run(function: Callable[..., T], *args: Any) -> T:
     """Runs blocking record work (database calls) off the event loop."""
     return await asyncio.to_thread(function, *args)
+
+
+def _not_negative(value: int, name: str) -> None:
+    if value < 0:
+        raise InvalidArgument(f"{name} is {value}; it cannot be negative")
 
 
 def _require(values: Sequence[object], name: str) -> None:

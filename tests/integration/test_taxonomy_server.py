@@ -179,6 +179,22 @@ def test_invalid_edits_say_what_is_wrong(stub: taxonomy_pb2_grpc.TaxonomyStub) -
     assert version(stub) == 1
 
 
+def test_negative_limits_and_versions_are_invalid(stub: taxonomy_pb2_grpc.TaxonomyStub) -> None:
+    calls = [
+        lambda: stub.History(taxonomy_pb2.HistoryRequest(limit=-1), timeout=TIMEOUT,
+                             metadata=bearer(READER)),
+        lambda: stub.ListSuggestions(taxonomy_pb2.ListSuggestionsRequest(limit=-2),
+                                     timeout=TIMEOUT, metadata=bearer(READER)),
+        lambda: next(stub.Watch(taxonomy_pb2.WatchRequest(from_version=-3),
+                                metadata=bearer(READER))),
+        lambda: stub.Diff(taxonomy_pb2.DiffRequest(from_version=0), timeout=TIMEOUT,
+                          metadata=bearer(READER)),
+    ]  # fmt: skip
+    for call in calls:
+        error = _code(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+
+
 def test_history_revert_and_diff(stub: taxonomy_pb2_grpc.TaxonomyStub) -> None:
     merge = taxonomy_pb2.EditOp(merge=taxonomy_pb2.Merge(node=ref(TSHIRTS), into=ref(SHIRTS)))
     assert edit(stub, merge).effect.items_moved == 1
