@@ -84,7 +84,7 @@ class Plan:
     kind: str
     summary: str
     tree: Tree
-    nodes: dict[int, tuple[Node | None, Node | None]] = field(default_factory=dict)
+    nodes: dict[int, tuple[Node | None, Node]] = field(default_factory=dict)  # before, after
     moves: list[ItemMove] = field(default_factory=list)
     related_added: frozenset[Pair] = frozenset()
     related_removed: frozenset[Pair] = frozenset()
@@ -115,7 +115,7 @@ class _Draft:
         self.facts = facts
         self.kind = kind
         self.summary = ""
-        self.after: dict[int, Node | None] = {}
+        self.after: dict[int, Node] = {}  # the new state of every node the edit touches
         self.moves: dict[str, ItemMove] = {}
         self.related = set(tree.related)
         self.suggestion: tuple[str, str] | None = None
@@ -137,7 +137,7 @@ class _Draft:
             return ref
         return self.tree.id_of(ref)
 
-    def state(self, node_id: int) -> Node | None:
+    def state(self, node_id: int) -> Node:
         return self.after[node_id] if node_id in self.after else self.tree.node(node_id)
 
     def put(self, node: Node) -> None:
@@ -168,16 +168,12 @@ class _Draft:
 
     def finish(self) -> Plan:
         states = {n.id: n for n in self.tree.all_nodes()}
-        before = {i: (states.get(i)) for i in self.after}
-        for node_id, node in self.after.items():
-            if node is None:
-                states.pop(node_id, None)
-            else:
-                states[node_id] = node
+        before = {i: states.get(i) for i in self.after}
+        states.update(self.after)
         self.related -= {p for p in self.related if states[p[0]].archived or states[p[1]].archived}
         new_tree = Tree(states.values(), self.related, self.tree.former)
         new_tree.check()
-        placed = [i for i, node in self.after.items() if node and self.tree.is_active(i)]
+        placed = [i for i in self.after if self.tree.is_active(i)]
         former = self.tree.moved_paths(new_tree, placed)
         new_tree.former.update(former)  # before anyone else sees the new tree
         moves = [m for m in self.moves.values() if m.source != m.target]
@@ -366,7 +362,7 @@ def _revert(draft: _Draft, op: Revert) -> None:
     recorded = draft.facts.recorded(op.version)
     for node_id, (before, after) in recorded.nodes.items():
         current = draft.state(node_id) if _exists(draft.tree, node_id) else None
-        if current != after or after is None:
+        if after is None or current != after:
             raise FailedPrecondition(
                 f"node #{node_id} changed after version {op.version}: revert the later edits first"
             )

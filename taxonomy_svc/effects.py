@@ -18,7 +18,7 @@ def describe(plan: Plan, old: Tree, level: int) -> dict[str, Any]:
             "before": _state(before),
             "after": _state(after),
             "before_path": old.path_of(node_id) if before else "",
-            "after_path": new.path_of(node_id) if after else "",
+            "after_path": new.path_of(node_id),
         }
         for node_id, (before, after) in sorted(plan.nodes.items())
     ]
@@ -48,8 +48,8 @@ def _partitions(plan: Plan, old: Tree, level: int) -> list[str]:
         target = paths.partition_of(plan.tree.path_of(move.target), level)
         if source != target:
             touched |= {source, target}
-    for node_id, (before, after) in plan.nodes.items():
-        if before is None or after is None or old.path_of(node_id) == plan.tree.path_of(node_id):
+    for node_id, (before, _) in plan.nodes.items():
+        if before is None or old.path_of(node_id) == plan.tree.path_of(node_id):
             continue
         for tree in (old, plan.tree):
             if tree.is_active(node_id):

@@ -6,7 +6,7 @@ take a Session inside the caller's transaction.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import func, insert, select, update
@@ -17,7 +17,8 @@ from common.errors import InvalidArgument, ItemFailure, NotFound, VisualSearchEr
 from taxonomy_svc.db import LEAF_SOURCES, ItemRow, SuggestionRow
 from taxonomy_svc.tree import Tree
 
-_CHUNK = 5000  # ids per IN (...) query
+CHUNK = 5000  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter caps
+T = TypeVar("T")
 NEW_PATH, DISAGREEMENT = "new_path", "disagreement"
 
 
@@ -154,7 +155,7 @@ def _checked_leaf(tree: Tree, node_id: int, item: Incoming) -> int:
 def upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     """Inserts new items and replaces stored ones."""
     stored: set[str] = set()
-    for chunk in _chunks([row["id"] for row in rows]):
+    for chunk in chunks([row["id"] for row in rows]):
         stored.update(session.scalars(select(ItemRow.id).where(ItemRow.id.in_(chunk))))
     inserts = [row for row in rows if row["id"] not in stored]
     updates = [row for row in rows if row["id"] in stored]
@@ -206,7 +207,7 @@ def get(session: Session, tree: Tree, ids: Sequence[str]) -> tuple[list[Stored],
     """
     unique = _unique_ids(ids)
     by_id: dict[str, Stored] = {}
-    for chunk in _chunks(unique):
+    for chunk in chunks(unique):
         for row in session.execute(select(*_COLUMNS).where(ItemRow.id.in_(chunk))):
             by_id[row[0]] = _stored(tree, *row)
     found = [by_id[item_id] for item_id in unique if item_id in by_id]
@@ -229,7 +230,7 @@ def delete(session: Session, ids: Sequence[str]) -> int:
         InvalidArgument: an id is empty.
     """
     deleted = 0
-    for chunk in _chunks(_unique_ids(ids)):
+    for chunk in chunks(_unique_ids(ids)):
         before = session.scalar(select(func.count()).where(ItemRow.id.in_(chunk))) or 0
         session.execute(sqlalchemy.delete(ItemRow).where(ItemRow.id.in_(chunk)))
         deleted += before
@@ -258,5 +259,6 @@ def _unique_ids(ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
-    return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
+def chunks(values: Sequence[T]) -> list[Sequence[T]]:
+    """The values in slices of CHUNK, one IN (...) query each."""
+    return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]

@@ -9,6 +9,7 @@ two editors, in one process or several, never silently undo each other.
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -24,8 +25,6 @@ from taxonomy_svc.edits import ItemMove, Plan, Recorded, Suggested
 from taxonomy_svc.ops import ItemView, Op
 from taxonomy_svc.rerank import Candidate, RerankResult, Settings, rerank
 from taxonomy_svc.tree import ROOT, Node, Tree
-
-_CHUNK = 5000  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter caps
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class Record:
         with self._lock:
             self._check_base(base_version)
             with self._sessions() as session:
-                plan = edits.plan(op, self.tree, _Facts(session, self.tree))
+                plan = edits.plan(op, self.tree, _Facts(session))
             effect = effects.describe(plan, self.tree, self._level)
             if dry_run or _changes_nothing(plan):
                 return Applied(base_version, False, plan.kind, plan.summary, effect)
@@ -176,17 +175,13 @@ class Record:
         return result, {item.id: item for item in found}
 
     def counts(self) -> dict[int, int]:
-        """Items per node, each counted in its leaf and every ancestor."""
-        with self._sessions() as session:
-            per_leaf = session.execute(
-                select(ItemRow.leaf_id, func.count()).group_by(ItemRow.leaf_id)
-            )
-            totals: dict[int, int] = {}
-            for leaf, count in per_leaf:
-                if self.tree.is_active(leaf):
-                    for node_id in self.tree.chain(leaf):
-                        totals[node_id] = totals.get(node_id, 0) + count
-            return totals
+        """Items per node, each counted in its leaf and every ancestor (from memory)."""
+        totals: dict[int, int] = {}
+        for leaf, count in Counter(self._leaf_of.values()).items():
+            if self.tree.is_active(leaf):
+                for node_id in self.tree.chain(leaf):
+                    totals[node_id] = totals.get(node_id, 0) + count
+        return totals
 
     def examples(self, node_id: int, limit: int = 5) -> list[str]:
         """A few ids of the items in the node's subtree."""
@@ -253,31 +248,28 @@ class Record:
 class _Facts:
     """edits.Facts over one session."""
 
-    def __init__(self, session: Session, tree: Tree) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
-        self._tree = tree
 
     def items_in(self, node_ids: Sequence[int]) -> list[ItemView]:
-        query = select(ItemRow.id, ItemRow.leaf_id, ItemRow.title, ItemRow.colour, ItemRow.usage)
-        found: list[ItemView] = []
-        for chunk in _chunks(list(node_ids)):
-            rows = self._session.execute(query.where(ItemRow.leaf_id.in_(chunk)))
-            found += [ItemView(*row) for row in rows]
-        return sorted(found, key=lambda item: item.id)
+        return sorted(self._views(ItemRow.leaf_id, node_ids), key=lambda item: item.id)
 
     def items(self, item_ids: Sequence[str]) -> list[ItemView]:
+        return self._views(ItemRow.id, item_ids)
+
+    def _views(self, column: Any, values: Sequence[Any]) -> list[ItemView]:
         query = select(ItemRow.id, ItemRow.leaf_id, ItemRow.title, ItemRow.colour, ItemRow.usage)
         found: list[ItemView] = []
-        for chunk in _chunks(list(item_ids)):
+        for chunk in items.chunks(values):
             found += [
-                ItemView(*row) for row in self._session.execute(query.where(ItemRow.id.in_(chunk)))
+                ItemView(*row) for row in self._session.execute(query.where(column.in_(chunk)))
             ]
         return found
 
     def counts_in(self, node_ids: Sequence[int]) -> dict[int, int]:
         query = select(ItemRow.leaf_id, func.count()).group_by(ItemRow.leaf_id)
         counts: dict[int, int] = {}
-        for chunk in _chunks(list(node_ids)):
+        for chunk in items.chunks(node_ids):
             rows = self._session.execute(query.where(ItemRow.leaf_id.in_(chunk)))
             counts.update({leaf: count for leaf, count in rows})
         return counts
@@ -331,7 +323,7 @@ def _bump(session: Session, base: int) -> int:
 
 
 def _write_nodes(session: Session, plan: Plan) -> None:
-    created = [after for before, after in plan.nodes.values() if before is None and after]
+    created = [after for before, after in plan.nodes.values() if before is None]
     depth = {
         node.id: len(plan.tree.chain(node.id)) if plan.tree.is_active(node.id) else 0
         for node in created
@@ -339,7 +331,7 @@ def _write_nodes(session: Session, plan: Plan) -> None:
     if created:
         rows = [_row(node) for node in sorted(created, key=lambda n: depth[n.id])]
         session.execute(insert(NodeRow), rows)
-    changed = [_row(after) for before, after in plan.nodes.values() if before and after]
+    changed = [_row(after) for before, after in plan.nodes.values() if before]
     if changed:
         session.execute(update(NodeRow), changed)
 
@@ -394,7 +386,3 @@ def _entry(row: EditRow) -> Entry:
 
 def _op_json(op: Op) -> dict[str, Any]:
     return {"op": ops.KINDS[type(op)], **asdict(op)}
-
-
-def _chunks(values: list[Any]) -> list[list[Any]]:
-    return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
