@@ -2,8 +2,9 @@
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from gateway.routing import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Share of a search's deadline the shards may use, so that the rerank still has time.
 SHARD_SHARE = 0.75
@@ -101,16 +103,9 @@ class Gateway:
         if stored or not others:
             return stored
         timeout = deadline.left(SHARD_SHARE)
-        answers = await asyncio.gather(
-            *(self._cluster.fetch(other, [product_id], timeout) for other in others),
-            return_exceptions=True,
-        )
-        for answer in answers:
-            if isinstance(answer, list) and answer:
-                return answer
-            if isinstance(answer, BaseException) and not isinstance(answer, VisualSearchError):
-                raise answer  # a bug, not a shard that failed to answer
-        return []
+        answers = await _each(self._cluster.fetch(other, [product_id], timeout) for other in others)
+        found = [a for a in answers if not isinstance(a, VisualSearchError) and a]
+        return found[0] if found else []
 
     def _checked_k(self, k: int) -> int:
         limit = self._config.gateway.max_k
@@ -191,14 +186,11 @@ class Gateway:
         """Asks every shard holding a partition at once; a shard that fails is reported."""
         groups = by_shard(partitions, self._shards)
         timeout = deadline.left(SHARD_SHARE)
-        answers = await asyncio.gather(
-            *(
-                self._cluster.search(
-                    shard, query, parts, self._config.gateway.candidates, exclude, timeout
-                )
-                for shard, parts in groups.items()
-            ),
-            return_exceptions=True,
+        answers = await _each(
+            self._cluster.search(
+                shard, query, parts, self._config.gateway.candidates, exclude, timeout
+            )
+            for shard, parts in groups.items()
         )
         neighbours: list[Neighbour] = []
         failed: list[str] = []
@@ -206,11 +198,19 @@ class Gateway:
             if isinstance(answer, VisualSearchError):
                 log.warning("search on %s failed: %s", shard, answer)
                 failed.append(shard)
-            elif isinstance(answer, BaseException):
-                raise answer
             else:
                 neighbours.extend(answer)
         return neighbours, failed
+
+
+async def _each(calls: Iterable[Awaitable[T]]) -> list[T | VisualSearchError]:
+    """Runs the calls at once; one that fails with a project error stands as that error (a
+    shard that did not answer), any other exception (a bug) is raised."""
+    answers = await asyncio.gather(*calls, return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, VisualSearchError):
+            raise answer
+    return cast(list[T | VisualSearchError], answers)
 
 
 def _inside(path: str, categories: Sequence[str]) -> bool:
