@@ -56,7 +56,10 @@ class TaxonomyConfig:
     visual_weight: float = 0.7  # share of the visual score in the combined score
     widest_step: int = 3  # back-off: 0 leaf, 1 siblings, 2 further up, 3 related nodes
     suggest_below: float = 0.05  # a seller's leaf the classifier gives less is suggested
-    watch_backlog: int = 10_000  # edits a follower may be behind before it must reload
+    feed_keep: int = 200_000  # feed entries kept; a follower further behind rebuilds from a scan
+    # SQLite only: FULL, a commit (an acknowledged write) survives power loss; NORMAL, it
+    # survives a crash of the process but the last commits may be lost with the power
+    synchronous: str = "FULL"
 
 
 @dataclasses.dataclass(frozen=True)

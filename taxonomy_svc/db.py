@@ -15,6 +15,7 @@ from sqlalchemy import (
     Engine,
     ForeignKey,
     Integer,
+    LargeBinary,
     Text,
     UniqueConstraint,
     create_engine,
@@ -107,19 +108,77 @@ class SuggestionRow(Base):
     status: Mapped[str] = mapped_column(Text, default="open", index=True)
 
 
-def make_engine(database: str) -> Engine:
+class VectorRow(Base):
+    """An item's embedding by one model version (little-endian float32 bytes)."""
+
+    __tablename__ = "vectors"
+
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ModelVersionRow(Base):
+    """A model version the record holds vectors of, and the feed position of its first one."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(Integer)
+
+
+class FeedRow(Base):
+    """One entry of the feed, the catalog's ordered, gap-free record of changes.
+
+    kind "upsert": `item_id`, its place and attributes in `data` (JSON), and its vector of
+    `model_version` if the write carried one; "delete": `item_id`; "edit": the tree version
+    and every item the edit placed elsewhere, in `data`.
+    """
+
+    __tablename__ = "feed"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(Text)
+    item_id: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    model_version: Mapped[str] = mapped_column(Text, default="")
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class FeedHeadRow(Base):
+    """One row (id 1): the feed's last sequence number; writers bump it to take their place."""
+
+    __tablename__ = "feed_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+def make_engine(database: str, synchronous: str = "FULL") -> Engine:
     """Opens the database and upgrades its schema to the newest migration.
 
     Args:
         database: a SQLite file path (its directory is created) or a full SQLAlchemy URL
             such as `postgresql+psycopg://user@host/taxonomy`.
+        synchronous: SQLite's `synchronous` setting: FULL (a commit survives power loss),
+            NORMAL (survives a crash of the process, may lose the last commits on power loss).
 
     Returns:
         The engine; SQLite connections run in WAL mode with foreign keys enforced.
     """
+    if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(f"synchronous={synchronous!r}: FULL, NORMAL or EXTRA")
     engine = create_engine(database if "://" in database else _sqlite_file(database))
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+
+        def pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            cursor.close()
+
+        event.listen(engine, "connect", pragmas)
     upgrade(engine)
     return engine
 
@@ -137,12 +196,3 @@ def _sqlite_file(path: str) -> URL:
     file = Path(path)
     file.parent.mkdir(parents=True, exist_ok=True)
     return URL.create("sqlite", database=str(file))
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # With WAL, NORMAL stays consistent after a crash and skips an fsync per commit.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()

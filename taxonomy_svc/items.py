@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import sqlalchemy
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from common import paths
 from common.errors import InvalidArgument, ItemFailure, NotFound, VisualSearchError
-from taxonomy_svc.db import LEAF_SOURCES, ItemRow, SuggestionRow
+from taxonomy_svc.db import LEAF_SOURCES, ItemRow, SuggestionRow, VectorRow
 from taxonomy_svc.tree import Tree
 
 CHUNK = 5000  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter caps
@@ -33,6 +34,8 @@ class Incoming:
     colour: str = ""
     usage: str = ""
     predicted: tuple[tuple[str, float], ...] = ()  # (leaf path, probability), likeliest first
+    vector: bytes = b""  # the item's embedding, little-endian float32, or none
+    model_version: str = ""  # the encoder version that made `vector`
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class Put:
 
     leaves: list[str]
     failures: list[ItemFailure]
+    seq: int = 0  # the feed's head once the items were committed
 
 
 @dataclass(frozen=True)
@@ -71,21 +75,27 @@ class Placed:
     put: Put
     rows: list[dict[str, Any]] = field(default_factory=list)
     suggestions: list[tuple[str, str, str]] = field(default_factory=list)  # path, kind, item
+    vectors: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # id: version, vector
 
 
-def place(tree: Tree, incoming: Sequence[Incoming], suggest_below: float) -> Placed:
+def place(
+    tree: Tree, incoming: Sequence[Incoming], suggest_below: float, dims: dict[str, int]
+) -> Placed:
     """Decides each item's leaf; a bad item fails alone.
 
     A given leaf the tree knows (or knew: an archived path resolves to its successor) is kept;
     if the classifier gives it less than `suggest_below`, the classifier's leaf is suggested.
     A given path the tree lacks puts the item in the classifier's leaf, marked predicted, and
-    suggests the path. Where an id repeats, the last item wins.
+    suggests the path. Where an id repeats, the last item wins. A vector must be whole, finite
+    float32s of its model version's width (`dims`, the widths known so far).
     """
     placed = Placed(Put([""] * len(incoming), []))
     rows: dict[str, dict[str, Any]] = {}
+    widths = dict(dims)
     for index, item in enumerate(incoming):
         try:
             leaf_id, source, suggestion = _leaf(tree, item, suggest_below)
+            check_vector(item.id, item.vector, item.model_version, widths)
         except VisualSearchError as error:
             placed.put.failures.append(ItemFailure(index, item.id, error.code, str(error)))
             continue
@@ -97,6 +107,10 @@ def place(tree: Tree, incoming: Sequence[Incoming], suggest_below: float) -> Pla
             "colour": item.colour,
             "usage": item.usage,
         }
+        placed.vectors.pop(item.id, None)
+        if item.vector:
+            placed.vectors[item.id] = (item.model_version, item.vector)
+            widths.setdefault(item.model_version, len(item.vector) // 4)
         placed.put.leaves[index] = tree.path_of(leaf_id)
         if suggestion is not None:
             placed.suggestions.append((*suggestion, item.id))
@@ -131,6 +145,29 @@ def _leaf(
         if prob < suggest_below and predicted[0][0] != leaf:
             return leaf, "given", (tree.path_of(predicted[0][0]), DISAGREEMENT)
     return leaf, item.leaf_source, None
+
+
+def check_vector(item_id: str, vector: bytes, model_version: str, dims: dict[str, int]) -> None:
+    """Refuses a vector that is not whole finite float32s of its model version's width.
+
+    Raises:
+        InvalidArgument: saying what is wrong with it.
+    """
+    if not vector:
+        return
+    if not model_version:
+        raise InvalidArgument(f"item {item_id!r}: a vector needs its model_version")
+    if len(vector) % 4:
+        raise InvalidArgument(f"item {item_id!r}: {len(vector)} vector bytes are not float32s")
+    floats = np.frombuffer(vector, dtype="<f4")
+    if not np.isfinite(floats).all():
+        raise InvalidArgument(f"item {item_id!r}: the vector holds NaN or infinity")
+    width = dims.get(model_version, floats.size)
+    if floats.size != width:
+        raise InvalidArgument(
+            f"item {item_id!r}: vector of {floats.size} floats; model version "
+            f"{model_version!r} has {width}"
+        )
 
 
 def _predicted(tree: Tree, item: Incoming) -> list[tuple[int, float]]:
@@ -220,20 +257,21 @@ def every(session: Session, tree: Tree) -> list[Stored]:
     return [_stored(tree, *row) for row in rows]
 
 
-def delete(session: Session, ids: Sequence[str]) -> int:
-    """Deletes items by id; ids not stored are ignored.
+def delete(session: Session, ids: Sequence[str]) -> list[str]:
+    """Deletes items and their vectors by id; ids not stored are ignored.
 
     Returns:
-        How many items were deleted.
+        The ids of the items deleted.
 
     Raises:
         InvalidArgument: an id is empty.
     """
-    deleted = 0
+    deleted: list[str] = []
     for chunk in chunks(_unique_ids(ids)):
-        before = session.scalar(select(func.count()).where(ItemRow.id.in_(chunk))) or 0
-        session.execute(sqlalchemy.delete(ItemRow).where(ItemRow.id.in_(chunk)))
-        deleted += before
+        held = list(session.scalars(select(ItemRow.id).where(ItemRow.id.in_(chunk))))
+        session.execute(sqlalchemy.delete(VectorRow).where(VectorRow.item_id.in_(held)))
+        session.execute(sqlalchemy.delete(ItemRow).where(ItemRow.id.in_(held)))
+        deleted += held
     return deleted
 
 

@@ -11,17 +11,18 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.errors import Aborted, NotFound
-from taxonomy_svc import edits, effects, items, ops
+from common.errors import Aborted, InvalidArgument, NotFound
+from taxonomy_svc import edits, effects, feed, items, ops
 from taxonomy_svc.db import EditRow, ItemRow, NodeRow, RelatedRow, SuggestionRow, TreeVersionRow
 from taxonomy_svc.edits import ItemMove, Plan, Recorded, Suggested
+from taxonomy_svc.feed import Change, ItemState
 from taxonomy_svc.ops import ItemView, Op
 from taxonomy_svc.rerank import Candidate, RerankResult, Settings, rerank
 from taxonomy_svc.tree import ROOT, Node, Tree
@@ -53,19 +54,40 @@ class Entry:
     comment: str
 
 
-class Record:
-    """The tree, its history and the catalog's items, over one database."""
+@dataclass(frozen=True)
+class Scanned:
+    """A scan: items with their vectors of one model version, as of feed position `seq`."""
 
-    def __init__(self, sessions: sessionmaker[Session], partition_level: int) -> None:
+    seq: int
+    model_version: str
+    items: list[ItemState]
+
+
+class Record:
+    """The tree, its history, the catalog's items and vectors, and the feed, over one database.
+
+    Every write (an edit, items put or deleted) appends its changes to the feed in the same
+    transaction; `seq` is the feed's head as this process last committed or read it.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker[Session], partition_level: int, feed_keep: int = 200_000
+    ) -> None:
         self._sessions = sessions
         self._level = partition_level
-        self._lock = threading.Lock()  # one edit at a time in this process
-        self.tree, self.version, self._leaf_of = self._load()
+        self._keep = feed_keep
+        self._lock = threading.Lock()  # one write at a time in this process
+        self._load_all()
 
     def reload(self) -> None:
         """Rebuilds the tree from the database (after another process edited it)."""
         with self._lock:
-            self.tree, self.version, self._leaf_of = self._load()
+            self._load_all()
+
+    def _load_all(self) -> None:
+        self.tree, self.version, self._leaf_of = self._load()
+        with self._sessions() as session:
+            self.seq, self._dims = feed.head(session), feed.dims(session)
 
     def apply(
         self, op: Op, base_version: int, actor: str, dry_run: bool = False, comment: str = ""
@@ -83,7 +105,7 @@ class Record:
             effect = effects.describe(plan, self.tree, self._level)
             if dry_run or _changes_nothing(plan):
                 return Applied(base_version, False, plan.kind, plan.summary, effect)
-            version = self._commit(op, plan, effect, base_version, actor, comment)
+            version, self.seq = self._commit(op, plan, effect, base_version, actor, comment)
             self.tree, self.version = plan.tree, version
             self._leaf_of.update((move.item_id, move.target) for move in plan.moves)
             return Applied(version, True, plan.kind, plan.summary, effect)
@@ -124,18 +146,29 @@ class Record:
         return Tree(states.values(), related)
 
     def put_items(self, incoming: Sequence[items.Incoming], suggest_below: float) -> items.Put:
-        """Records items (see items.place); a bad item fails alone.
+        """Records items and their vectors (see items.place) and announces each on the feed, in
+        one transaction; a bad item fails alone. Returns once the commit is durable.
 
-        Under the edit lock: an edit that turns a leaf into an inner node counts its items
+        Under the write lock: an edit that turns a leaf into an inner node counts its items
         first, so an item placed meanwhile could end up outside a leaf.
         """
         with self._lock:
-            placed = items.place(self.tree, incoming, suggest_below)
+            tree = self.tree
+            placed = items.place(tree, incoming, suggest_below, self._dims)
+            states = [self._state(row, placed.vectors.get(row["id"])) for row in placed.rows]
             with self._sessions.begin() as session:
                 items.upsert(session, placed.rows)
                 items.suggest(session, placed.suggestions)
+                seq = feed.append(session, [feed.upsert_row(state) for state in states])
+                vectors = [(s.item_id, s.model_version, s.vector) for s in states if s.vector]
+                feed.put_vectors(session, vectors, seq)
+                self._trim(session, seq, len(states))
+            self.seq = seq
             self._leaf_of.update((row["id"], row["leaf_id"]) for row in placed.rows)
-        return placed.put
+            for state in states:
+                if state.vector:
+                    self._dims.setdefault(state.model_version, len(state.vector) // 4)
+        return replace(placed.put, seq=seq if states else 0)
 
     def get_items(self, ids: Sequence[str]) -> tuple[list[items.Stored], list[str]]:
         with self._sessions() as session:
@@ -146,12 +179,111 @@ class Record:
         with self._sessions() as session:
             return items.every(session, self.tree)
 
-    def delete_items(self, ids: Sequence[str]) -> int:
+    def delete_items(self, ids: Sequence[str]) -> tuple[int, int]:
+        """Deletes items and their vectors, announced on the feed; returns (how many were
+        held, the feed's head after the commit, 0 if none was)."""
         with self._lock, self._sessions.begin() as session:
             deleted = items.delete(session, ids)
-            for item_id in ids:
+            if not deleted:
+                return 0, 0
+            self.seq = feed.append(session, [feed.delete_row(item_id) for item_id in deleted])
+            self._trim(session, self.seq, len(deleted))
+            for item_id in deleted:
                 self._leaf_of.pop(item_id, None)
-            return deleted
+            return len(deleted), self.seq
+
+    def changes(self, after: int, limit: int, tree_only: bool = False) -> list[Change] | None:
+        """The feed's entries after `after`, oldest first; None if some are no longer kept
+        (the follower must rebuild from a scan).
+
+        Raises:
+            InvalidArgument: `after` is past the feed's head.
+        """
+        with self._sessions() as session:
+            if after > feed.head(session):
+                raise InvalidArgument(f"position {after} is past the feed's head {self.seq}")
+            if after + 1 < feed.oldest(session):
+                return None
+            found = feed.read(session, after, limit, tree_only)
+        tree = self.tree
+        return [self._placed(change, tree) for change in found]
+
+    def entries(self, versions: Sequence[int]) -> dict[int, Entry]:
+        """The audit log's entries of these versions."""
+        with self._sessions() as session:
+            rows = session.scalars(select(EditRow).where(EditRow.version.in_(versions)))
+            return {row.version: _entry(row) for row in rows}
+
+    def scan(
+        self, partitions: Sequence[int], item_ids: Sequence[str], model_version: str
+    ) -> Scanned:
+        """Items with their vectors of `model_version` ("" the latest): those named, else those
+        in the partitions (node ids), else all; as of the feed position it returns.
+
+        The write lock is held while reading, so the items are exactly those at that position.
+
+        Raises:
+            NotFound: a partition that is not a node of the current tree.
+        """
+        with self._lock, self._sessions() as session:
+            tree, seq = self.tree, feed.head(session)
+            version = model_version or feed.latest_version(session)
+            leaves: set[int] | None = None
+            if partitions and not item_ids:
+                leaves = {leaf for p in partitions for leaf in tree.subtree(p)}
+            rows = feed.scan(session, leaves, item_ids, version)
+        found = [
+            ItemState(item_id, leaf, tree.path_of(leaf), self._partition(tree, leaf), version,
+                      vector, colour, usage)
+            for item_id, leaf, colour, usage, vector in rows
+        ]  # fmt: skip
+        return Scanned(seq, version, found)
+
+    def _state(self, row: dict[str, Any], vector: tuple[str, bytes] | None) -> ItemState:
+        leaf = row["leaf_id"]
+        version, floats = vector or ("", b"")
+        return ItemState(
+            row["id"], leaf, self.tree.path_of(leaf), self._partition(self.tree, leaf),
+            version, floats, row["colour"], row["usage"],
+        )  # fmt: skip
+
+    def _partition(self, tree: Tree, leaf: int) -> int:
+        return tree.partition_of(leaf, self._level) if tree.is_active(leaf) else leaf
+
+    def _placed(self, change: Change, tree: Tree) -> Change:
+        """Fills in the partition of an entry written before partitions were recorded."""
+        item = change.item
+        if item is None or item.partition_id or not tree.is_active(item.leaf_id):
+            return change
+        where = replace(item, leaf=tree.path_of(item.leaf_id))
+        return replace(
+            change, item=replace(where, partition_id=self._partition(tree, item.leaf_id))
+        )
+
+    def _trim(self, session: Session, seq: int, added: int) -> None:
+        """Keeps the feed near `feed_keep` entries, trimming after every tenth of that."""
+        every = max(1, min(1000, self._keep // 10))
+        if seq // every != (seq - added) // every:
+            feed.trim(session, self._keep)
+
+    def _placements(self, plan: Plan) -> list[ItemState]:
+        """Every item whose leaf or partition an edit changes, where the edit puts it."""
+        old, new = self.tree, plan.tree
+        moved = {move.item_id: move.target for move in plan.moves}
+        repartitioned = {
+            leaf
+            for leaf in old.leaf_ids()
+            if new.is_active(leaf) and self._partition(old, leaf) != self._partition(new, leaf)
+        }
+        if repartitioned:
+            moved.update(
+                (item_id, leaf) for item_id, leaf in self._leaf_of.items()
+                if leaf in repartitioned and item_id not in moved
+            )  # fmt: skip
+        return [
+            ItemState(item_id, leaf, new.path_of(leaf), self._partition(new, leaf))
+            for item_id, leaf in sorted(moved.items())
+        ]
 
     def rerank(
         self,
@@ -216,7 +348,9 @@ class Record:
 
     def _commit(
         self, op: Op, plan: Plan, effect: dict[str, Any], base: int, actor: str, comment: str
-    ) -> int:
+    ) -> tuple[int, int]:
+        """Writes the edit; returns the tree version and the feed position it made."""
+        placements = self._placements(plan)
         with self._sessions.begin() as session:
             version = _bump(session, base)
             _write_nodes(session, plan)
@@ -242,7 +376,9 @@ class Record:
                     comment=comment,
                 )
             )
-        return version
+            seq = feed.append(session, [feed.edit_row(version, placements)])
+            self._trim(session, seq, 1)
+        return version, seq
 
 
 class _Facts:

@@ -19,9 +19,17 @@ log = logging.getLogger(__name__)
 
 async def main() -> None:
     config = cluster_config.load()
-    engine = await asyncio.to_thread(make_engine, config.taxonomy.database)
-    record = await asyncio.to_thread(Record, sessionmaker(engine), config.partition_level)
-    log.info("taxonomy tree version %d: %d nodes", record.version, len(record.tree.active_ids()))
+    taxonomy = config.taxonomy
+    engine = await asyncio.to_thread(make_engine, taxonomy.database, taxonomy.synchronous)
+    record = await asyncio.to_thread(
+        Record, sessionmaker(engine), config.partition_level, taxonomy.feed_keep
+    )
+    log.info(
+        "taxonomy tree version %d: %d nodes; feed at %d",
+        record.version,
+        len(record.tree.active_ids()),
+        record.seq,
+    )
     servicer = TaxonomyService(record, config.taxonomy)
 
     def register(server: grpc.aio.Server) -> Iterable[str]:

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import suppress
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -11,7 +12,7 @@ from common.config import TaxonomyConfig
 from common.errors import InvalidArgument
 from common.wire import item_error_pb
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2, taxonomy_pb2_grpc
-from taxonomy_svc import formats, ops
+from taxonomy_svc import feed, formats, ops
 from taxonomy_svc.diff import compare
 from taxonomy_svc.items import Incoming, Stored
 from taxonomy_svc.record import Applied, Entry, Record
@@ -38,6 +39,7 @@ ROLES = {
         "ListSuggestions",
         "Export",
         "Watch",
+        "Scan",
     ],
     "writer": ["PutItems", "DeleteItems"],
     "editor": ["Edit"],
@@ -49,8 +51,13 @@ def roles() -> dict[str, str]:
     return method_roles(taxonomy_pb2.DESCRIPTOR.services_by_name["Taxonomy"].full_name, ROLES)
 
 
+WATCH_BATCH = 500  # feed entries read at once for a Watch stream
+WATCH_POLL_S = 1.0  # a Watch stream also looks for commits of other processes this often
+SCAN_CHUNK = 1000  # items per ScanChunk
+
+
 class Changes:
-    """Wakes every Watch stream when an edit commits."""
+    """Wakes every Watch stream when this process commits a write."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
@@ -79,14 +86,16 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         self, request: taxonomy_pb2.GetTreeRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.Tree:
         version = request.version or self._record.version
+        seq = self._record.seq if version == self._record.version else 0
         if request.version_only:
-            return taxonomy_pb2.Tree(version=version)
+            return taxonomy_pb2.Tree(version=version, seq=seq)
         tree = await _run(self._record.tree_at, version)
         current = version == self._record.version  # counts exist for the current tree only
         counts = await _run(self._record.counts) if request.with_counts and current else {}
         ids = [n.id for n in tree.all_nodes()] if request.include_archived else tree.active_ids()
         return taxonomy_pb2.Tree(
             version=version,
+            seq=seq,
             nodes=[_node_pb(tree, node_id, counts) for node_id in ids],
             related=[_related_pb(tree, a, b) for a, b in sorted(tree.related)],
         )
@@ -133,18 +142,23 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         _require(request.items, "items")
         incoming = [_incoming(item) for item in request.items]
         put = await _run(self._record.put_items, incoming, self._config.suggest_below)
+        if put.seq:
+            self._changes.notify()
         return taxonomy_pb2.PutItemsResponse(
             stored=len(incoming) - len(put.failures),
             errors=[item_error_pb(failure) for failure in put.failures],
             leaves=put.leaves,
+            seq=put.seq,
         )
 
     async def DeleteItems(
         self, request: taxonomy_pb2.DeleteItemsRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.DeleteItemsResponse:
         _require(request.ids, "ids")
-        deleted = await _run(self._record.delete_items, list(request.ids))
-        return taxonomy_pb2.DeleteItemsResponse(deleted=deleted)
+        deleted, seq = await _run(self._record.delete_items, list(request.ids))
+        if seq:
+            self._changes.notify()
+        return taxonomy_pb2.DeleteItemsResponse(deleted=deleted, seq=seq)
 
     async def Rerank(
         self, request: taxonomy_pb2.RerankRequest, context: grpc.aio.ServicerContext
@@ -231,18 +245,41 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     async def Watch(
         self, request: taxonomy_pb2.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[taxonomy_pb2.Change]:
-        _not_negative(request.from_version, "from_version")
-        seen = request.from_version
-        if self._record.version - seen > self._config.watch_backlog:
-            yield taxonomy_pb2.Change(seq=self._record.version, reload_from=self._record.version)
-            seen = self._record.version
+        _not_negative(request.from_seq, "from_seq")
+        seen = request.from_seq
         while True:
             changed = self._changes.next()
-            entries = await _run(self._record.history, seen)
-            for entry in entries:
-                yield taxonomy_pb2.Change(seq=entry.version, tree_edit=_entry_pb(entry))
-                seen = entry.version
-            await changed.wait()
+            found = await _run(self._record.changes, seen, WATCH_BATCH, request.tree_only)
+            if found is None:
+                seq = self._record.seq
+                yield taxonomy_pb2.Change(seq=seq, reload_from=seq)
+                seen = seq
+                continue
+            versions = [change.version for change in found if change.kind == feed.EDIT]
+            entries = await _run(self._record.entries, versions) if versions else {}
+            for change in found:
+                yield _feed_pb(change, entries)
+                seen = change.seq
+            if len(found) < WATCH_BATCH:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
+
+    async def Scan(
+        self, request: taxonomy_pb2.ScanRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[taxonomy_pb2.ScanChunk]:
+        scanned = await _run(
+            self._record.scan,
+            list(request.partitions),
+            list(request.item_ids),
+            request.model_version,
+        )
+        for start in range(0, max(len(scanned.items), 1), SCAN_CHUNK):
+            chunk = scanned.items[start : start + SCAN_CHUNK]
+            yield taxonomy_pb2.ScanChunk(
+                seq=scanned.seq,
+                model_version=scanned.model_version,
+                items=[_state_of_item_pb(item) for item in chunk],
+            )
 
 
 async def _run(function: Callable[..., T], *args: Any) -> T:
@@ -407,6 +444,32 @@ def _entry_pb(entry: Entry) -> taxonomy_pb2.HistoryEntry:
     )
 
 
+def _state_of_item_pb(item: feed.ItemState) -> taxonomy_pb2.ItemState:
+    return taxonomy_pb2.ItemState(
+        item_id=item.item_id,
+        leaf_id=item.leaf_id,
+        leaf=item.leaf,
+        partition_id=item.partition_id,
+        model_version=item.model_version,
+        vector=item.vector,
+        colour=item.colour,
+        usage=item.usage,
+    )
+
+
+def _feed_pb(change: feed.Change, entries: dict[int, Entry]) -> taxonomy_pb2.Change:
+    if change.kind == feed.DELETE:
+        return taxonomy_pb2.Change(seq=change.seq, item_deleted=change.item_id)
+    if change.kind == feed.UPSERT:
+        assert change.item is not None
+        return taxonomy_pb2.Change(seq=change.seq, item_upserted=_state_of_item_pb(change.item))
+    return taxonomy_pb2.Change(
+        seq=change.seq,
+        tree_edit=_entry_pb(entries[change.version]),
+        placements=[_state_of_item_pb(item) for item in change.placements],
+    )
+
+
 def _incoming(item: taxonomy_pb2.Item) -> Incoming:
     return Incoming(
         id=item.id,
@@ -416,6 +479,8 @@ def _incoming(item: taxonomy_pb2.Item) -> Incoming:
         colour=item.colour,
         usage=item.usage,
         predicted=tuple((p.leaf, p.prob) for p in item.predicted),
+        vector=item.vector,
+        model_version=item.model_version,
     )
 
 

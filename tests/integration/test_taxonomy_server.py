@@ -56,7 +56,7 @@ ITEMS = [
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     seed(tmp_path / "taxonomy.sqlite", LINES, ITEMS)
-    with running(tmp_path, {"VS_TAXONOMY_WATCH_BACKLOG": "5"}) as started:
+    with running(tmp_path, {"VS_TAXONOMY_FEED_KEEP": "5"}) as started:
         yield started
 
 
@@ -185,7 +185,7 @@ def test_negative_limits_and_versions_are_invalid(stub: taxonomy_pb2_grpc.Taxono
                              metadata=bearer(READER)),
         lambda: stub.ListSuggestions(taxonomy_pb2.ListSuggestionsRequest(limit=-2),
                                      timeout=TIMEOUT, metadata=bearer(READER)),
-        lambda: next(stub.Watch(taxonomy_pb2.WatchRequest(from_version=-3),
+        lambda: next(stub.Watch(taxonomy_pb2.WatchRequest(from_seq=-3),
                                 metadata=bearer(READER))),
         lambda: stub.Diff(taxonomy_pb2.DiffRequest(from_version=0), timeout=TIMEOUT,
                           metadata=bearer(READER)),
@@ -332,27 +332,34 @@ def test_rerank_follows_the_tree_and_explains_itself(stub: taxonomy_pb2_grpc.Tax
 def test_watch_streams_every_committed_edit_and_resumes(
     stub: taxonomy_pb2_grpc.TaxonomyStub,
 ) -> None:
-    seen: list[int] = []
-    stream = stub.Watch(taxonomy_pb2.WatchRequest(from_version=0), metadata=bearer(READER))
+    head = stub.GetTree(taxonomy_pb2.GetTreeRequest(version_only=True), timeout=TIMEOUT,
+                        metadata=bearer(READER)).seq  # fmt: skip
+    seen: list[taxonomy_pb2.Change] = []
+    stream = stub.Watch(taxonomy_pb2.WatchRequest(from_seq=head), metadata=bearer(READER))
     reader = threading.Thread(
-        target=lambda: seen.extend(c.seq for _, c in zip(range(3), stream, strict=False))
+        target=lambda: seen.extend(c for _, c in zip(range(2), stream, strict=False))
     )
     reader.start()
     for name in ("A", "B"):
         edit(stub, taxonomy_pb2.EditOp(add=taxonomy_pb2.AddNode(name=name)))
     reader.join(timeout=TIMEOUT)
     stream.cancel()
-    assert seen == [1, 2, 3]
-    resumed = stub.Watch(taxonomy_pb2.WatchRequest(from_version=2), metadata=bearer(READER))
+    assert [(c.seq, c.tree_edit.summary) for c in seen] == [(head + 1, "add A"), (head + 2, "add B")]
+    resumed = stub.Watch(taxonomy_pb2.WatchRequest(from_seq=head + 1), metadata=bearer(READER))
     first = next(resumed)
     resumed.cancel()
-    assert (first.seq, first.tree_edit.summary) == (3, "add B")
+    assert (first.seq, first.tree_edit.summary) == (head + 2, "add B")
 
 
 def test_a_follower_too_far_behind_is_told_to_reload(stub: taxonomy_pb2_grpc.TaxonomyStub) -> None:
-    for name in "ABCDEF":  # the backlog kept for followers is 5 edits here
+    for name in "ABCDEF":  # the feed keeps 5 entries here
         edit(stub, taxonomy_pb2.EditOp(add=taxonomy_pb2.AddNode(name=name)))
-    stream = stub.Watch(taxonomy_pb2.WatchRequest(from_version=0), metadata=bearer(READER))
+    head = stub.GetTree(taxonomy_pb2.GetTreeRequest(version_only=True), timeout=TIMEOUT,
+                        metadata=bearer(READER)).seq  # fmt: skip
+    stream = stub.Watch(taxonomy_pb2.WatchRequest(from_seq=0), metadata=bearer(READER))
     first = next(stream)
     stream.cancel()
-    assert (first.WhichOneof("kind"), first.reload_from) == ("reload_from", 7)
+    assert (first.WhichOneof("kind"), first.reload_from) == ("reload_from", head)
+    kept = stub.Watch(taxonomy_pb2.WatchRequest(from_seq=head - 5), metadata=bearer(READER))
+    assert next(kept).seq == head - 4
+    kept.cancel()

@@ -8,24 +8,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SearchByImageRequest(_message.Message):
-    __slots__ = ("image", "k", "categories")
+    __slots__ = ("image", "k", "categories", "min_seq")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQ_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     k: int
     categories: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, image: _Optional[bytes] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
+    min_seq: int
+    def __init__(self, image: _Optional[bytes] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ...) -> None: ...
 
 class SimilarProductsRequest(_message.Message):
-    __slots__ = ("product_id", "k", "categories")
+    __slots__ = ("product_id", "k", "categories", "min_seq")
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQ_FIELD_NUMBER: _ClassVar[int]
     product_id: str
     k: int
     categories: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, product_id: _Optional[str] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
+    min_seq: int
+    def __init__(self, product_id: _Optional[str] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("item_id", "score", "visual_score", "leaf", "title", "colour", "tree_distance", "step", "related_via")
@@ -82,27 +86,35 @@ class IngestItem(_message.Message):
     def __init__(self, id: _Optional[str] = ..., image: _Optional[bytes] = ..., leaf: _Optional[str] = ..., title: _Optional[str] = ..., colour: _Optional[str] = ..., usage: _Optional[str] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("items",)
+    __slots__ = ("items", "wait_visible")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_VISIBLE_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[IngestItem]
-    def __init__(self, items: _Optional[_Iterable[_Union[IngestItem, _Mapping]]] = ...) -> None: ...
+    wait_visible: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[IngestItem, _Mapping]]] = ..., wait_visible: _Optional[bool] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
-    __slots__ = ("ingested", "errors")
+    __slots__ = ("ingested", "errors", "seq")
     INGESTED_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     ingested: int
     errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemError]
-    def __init__(self, ingested: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.ItemError, _Mapping]]] = ...) -> None: ...
+    seq: int
+    def __init__(self, ingested: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.ItemError, _Mapping]]] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class DeleteProductsRequest(_message.Message):
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "wait_visible")
     IDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_VISIBLE_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    wait_visible: bool
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., wait_visible: _Optional[bool] = ...) -> None: ...
 
 class DeleteProductsResponse(_message.Message):
-    __slots__ = ("deleted",)
+    __slots__ = ("deleted", "seq")
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     deleted: int
-    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+    seq: int
+    def __init__(self, deleted: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...

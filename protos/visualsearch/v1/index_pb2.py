@@ -22,42 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from protos.visualsearch.v1 import common_pb2 as protos_dot_visualsearch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"protos/visualsearch/v1/index.proto\x12\x0fvisualsearch.v1\x1a#protos/visualsearch/v1/common.proto\"a\n\x06Vector\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x0e\n\x06vector\x18\x04 \x01(\x0c\x12\x15\n\rmodel_version\x18\x05 \x01(\t\"9\n\rUpsertRequest\x12(\n\x07vectors\x18\x01 \x03(\x0b\x32\x17.visualsearch.v1.Vector\"N\n\x0eUpsertResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.visualsearch.v1.ItemError\"(\n\x14\x44\x65leteVectorsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"(\n\x15\x44\x65leteVectorsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"Y\n\x14SearchVectorsRequest\x12\r\n\x05query\x18\x01 \x01(\x0c\x12\x12\n\npartitions\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x04 \x03(\t\"K\n\x08Neighbor\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\t\"a\n\x15SearchVectorsResponse\x12,\n\tneighbors\x18\x01 \x03(\x0b\x32\x19.visualsearch.v1.Neighbor\x12\x1a\n\x12missing_partitions\x18\x02 \x03(\t\" \n\x0c\x46\x65tchRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"N\n\rFetchResponse\x12(\n\x07vectors\x18\x01 \x03(\x0b\x32\x17.visualsearch.v1.Vector\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\"\x0e\n\x0cStatsRequest\"V\n\x0ePartitionStats\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\t\"D\n\rStatsResponse\x12\x33\n\npartitions\x18\x01 \x03(\x0b\x32\x1f.visualsearch.v1.PartitionStats2\xa2\x03\n\x05Index\x12I\n\x06Upsert\x12\x1e.visualsearch.v1.UpsertRequest\x1a\x1f.visualsearch.v1.UpsertResponse\x12^\n\rDeleteVectors\x12%.visualsearch.v1.DeleteVectorsRequest\x1a&.visualsearch.v1.DeleteVectorsResponse\x12^\n\rSearchVectors\x12%.visualsearch.v1.SearchVectorsRequest\x1a&.visualsearch.v1.SearchVectorsResponse\x12\x46\n\x05\x46\x65tch\x12\x1d.visualsearch.v1.FetchRequest\x1a\x1e.visualsearch.v1.FetchResponse\x12\x46\n\x05Stats\x12\x1d.visualsearch.v1.StatsRequest\x1a\x1e.visualsearch.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"protos/visualsearch/v1/index.proto\x12\x0fvisualsearch.v1\"a\n\x06Vector\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x0e\n\x06vector\x18\x04 \x01(\x0c\x12\x15\n\rmodel_version\x18\x05 \x01(\t\"j\n\x14SearchVectorsRequest\x12\r\n\x05query\x18\x01 \x01(\x0c\x12\x12\n\npartitions\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x04 \x03(\t\x12\x0f\n\x07min_seq\x18\x05 \x01(\x03\"K\n\x08Neighbor\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\t\"a\n\x15SearchVectorsResponse\x12,\n\tneighbors\x18\x01 \x03(\x0b\x32\x19.visualsearch.v1.Neighbor\x12\x1a\n\x12missing_partitions\x18\x02 \x03(\t\"1\n\x0c\x46\x65tchRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x0f\n\x07min_seq\x18\x02 \x01(\x03\"N\n\rFetchResponse\x12(\n\x07vectors\x18\x01 \x03(\x0b\x32\x17.visualsearch.v1.Vector\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\"\x1f\n\x0cStatsRequest\x12\x0f\n\x07min_seq\x18\x01 \x01(\x03\"V\n\x0ePartitionStats\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\t\"w\n\rStatsResponse\x12\x33\n\npartitions\x18\x01 \x03(\x0b\x32\x1f.visualsearch.v1.PartitionStats\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x15\n\rmodel_version\x18\x04 \x01(\t2\xf7\x01\n\x05Index\x12^\n\rSearchVectors\x12%.visualsearch.v1.SearchVectorsRequest\x1a&.visualsearch.v1.SearchVectorsResponse\x12\x46\n\x05\x46\x65tch\x12\x1d.visualsearch.v1.FetchRequest\x1a\x1e.visualsearch.v1.FetchResponse\x12\x46\n\x05Stats\x12\x1d.visualsearch.v1.StatsRequest\x1a\x1e.visualsearch.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.visualsearch.v1.index_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VECTOR']._serialized_start=92
-  _globals['_VECTOR']._serialized_end=189
-  _globals['_UPSERTREQUEST']._serialized_start=191
-  _globals['_UPSERTREQUEST']._serialized_end=248
-  _globals['_UPSERTRESPONSE']._serialized_start=250
-  _globals['_UPSERTRESPONSE']._serialized_end=328
-  _globals['_DELETEVECTORSREQUEST']._serialized_start=330
-  _globals['_DELETEVECTORSREQUEST']._serialized_end=370
-  _globals['_DELETEVECTORSRESPONSE']._serialized_start=372
-  _globals['_DELETEVECTORSRESPONSE']._serialized_end=412
-  _globals['_SEARCHVECTORSREQUEST']._serialized_start=414
-  _globals['_SEARCHVECTORSREQUEST']._serialized_end=503
-  _globals['_NEIGHBOR']._serialized_start=505
-  _globals['_NEIGHBOR']._serialized_end=580
-  _globals['_SEARCHVECTORSRESPONSE']._serialized_start=582
-  _globals['_SEARCHVECTORSRESPONSE']._serialized_end=679
-  _globals['_FETCHREQUEST']._serialized_start=681
-  _globals['_FETCHREQUEST']._serialized_end=713
-  _globals['_FETCHRESPONSE']._serialized_start=715
-  _globals['_FETCHRESPONSE']._serialized_end=793
-  _globals['_STATSREQUEST']._serialized_start=795
-  _globals['_STATSREQUEST']._serialized_end=809
-  _globals['_PARTITIONSTATS']._serialized_start=811
-  _globals['_PARTITIONSTATS']._serialized_end=897
-  _globals['_STATSRESPONSE']._serialized_start=899
-  _globals['_STATSRESPONSE']._serialized_end=967
-  _globals['_INDEX']._serialized_start=970
-  _globals['_INDEX']._serialized_end=1388
+  _globals['_VECTOR']._serialized_start=55
+  _globals['_VECTOR']._serialized_end=152
+  _globals['_SEARCHVECTORSREQUEST']._serialized_start=154
+  _globals['_SEARCHVECTORSREQUEST']._serialized_end=260
+  _globals['_NEIGHBOR']._serialized_start=262
+  _globals['_NEIGHBOR']._serialized_end=337
+  _globals['_SEARCHVECTORSRESPONSE']._serialized_start=339
+  _globals['_SEARCHVECTORSRESPONSE']._serialized_end=436
+  _globals['_FETCHREQUEST']._serialized_start=438
+  _globals['_FETCHREQUEST']._serialized_end=487
+  _globals['_FETCHRESPONSE']._serialized_start=489
+  _globals['_FETCHRESPONSE']._serialized_end=567
+  _globals['_STATSREQUEST']._serialized_start=569
+  _globals['_STATSREQUEST']._serialized_end=600
+  _globals['_PARTITIONSTATS']._serialized_start=602
+  _globals['_PARTITIONSTATS']._serialized_end=688
+  _globals['_STATSRESPONSE']._serialized_start=690
+  _globals['_STATSRESPONSE']._serialized_end=809
+  _globals['_INDEX']._serialized_start=812
+  _globals['_INDEX']._serialized_end=1059
 # @@protoc_insertion_point(module_scope)

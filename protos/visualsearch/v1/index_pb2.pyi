@@ -1,4 +1,3 @@
-from protos.visualsearch.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -21,43 +20,19 @@ class Vector(_message.Message):
     model_version: str
     def __init__(self, item_id: _Optional[str] = ..., partition: _Optional[str] = ..., leaf: _Optional[str] = ..., vector: _Optional[bytes] = ..., model_version: _Optional[str] = ...) -> None: ...
 
-class UpsertRequest(_message.Message):
-    __slots__ = ("vectors",)
-    VECTORS_FIELD_NUMBER: _ClassVar[int]
-    vectors: _containers.RepeatedCompositeFieldContainer[Vector]
-    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
-
-class UpsertResponse(_message.Message):
-    __slots__ = ("upserted", "errors")
-    UPSERTED_FIELD_NUMBER: _ClassVar[int]
-    ERRORS_FIELD_NUMBER: _ClassVar[int]
-    upserted: int
-    errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemError]
-    def __init__(self, upserted: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.ItemError, _Mapping]]] = ...) -> None: ...
-
-class DeleteVectorsRequest(_message.Message):
-    __slots__ = ("item_ids",)
-    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
-    item_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class DeleteVectorsResponse(_message.Message):
-    __slots__ = ("deleted",)
-    DELETED_FIELD_NUMBER: _ClassVar[int]
-    deleted: int
-    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
-
 class SearchVectorsRequest(_message.Message):
-    __slots__ = ("query", "partitions", "k", "exclude_ids")
+    __slots__ = ("query", "partitions", "k", "exclude_ids", "min_seq")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQ_FIELD_NUMBER: _ClassVar[int]
     query: bytes
     partitions: _containers.RepeatedScalarFieldContainer[str]
     k: int
     exclude_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, query: _Optional[bytes] = ..., partitions: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    min_seq: int
+    def __init__(self, query: _Optional[bytes] = ..., partitions: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ...) -> None: ...
 
 class Neighbor(_message.Message):
     __slots__ = ("item_id", "score", "leaf", "partition")
@@ -80,10 +55,12 @@ class SearchVectorsResponse(_message.Message):
     def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ..., missing_partitions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
-    __slots__ = ("item_ids",)
+    __slots__ = ("item_ids", "min_seq")
     ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQ_FIELD_NUMBER: _ClassVar[int]
     item_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    min_seq: int
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ...) -> None: ...
 
 class FetchResponse(_message.Message):
     __slots__ = ("vectors", "missing_ids")
@@ -94,8 +71,10 @@ class FetchResponse(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., missing_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("min_seq",)
+    MIN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    min_seq: int
+    def __init__(self, min_seq: _Optional[int] = ...) -> None: ...
 
 class PartitionStats(_message.Message):
     __slots__ = ("partition", "count", "dim", "model_version")
@@ -110,7 +89,13 @@ class PartitionStats(_message.Message):
     def __init__(self, partition: _Optional[str] = ..., count: _Optional[int] = ..., dim: _Optional[int] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("partitions",)
+    __slots__ = ("partitions", "seq", "ready", "model_version")
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     partitions: _containers.RepeatedCompositeFieldContainer[PartitionStats]
-    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionStats, _Mapping]]] = ...) -> None: ...
+    seq: int
+    ready: bool
+    model_version: str
+    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionStats, _Mapping]]] = ..., seq: _Optional[int] = ..., ready: _Optional[bool] = ..., model_version: _Optional[str] = ...) -> None: ...

@@ -34,16 +34,6 @@ class IndexStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Upsert = channel.unary_unary(
-                '/visualsearch.v1.Index/Upsert',
-                request_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.UpsertRequest.SerializeToString,
-                response_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.UpsertResponse.FromString,
-                _registered_method=True)
-        self.DeleteVectors = channel.unary_unary(
-                '/visualsearch.v1.Index/DeleteVectors',
-                request_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.DeleteVectorsRequest.SerializeToString,
-                response_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.DeleteVectorsResponse.FromString,
-                _registered_method=True)
         self.SearchVectors = channel.unary_unary(
                 '/visualsearch.v1.Index/SearchVectors',
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchVectorsRequest.SerializeToString,
@@ -64,19 +54,6 @@ class IndexStub:
 class IndexServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def Upsert(self, request, context):
-        """Adds or replaces vectors (by item id). Acknowledged only once durable.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def DeleteVectors(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def SearchVectors(self, request, context):
         """Searches the named partitions this shard holds and merges their neighbours.
         """
@@ -92,7 +69,8 @@ class IndexServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Stats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The partitions held and the feed position applied; waits for min_seq if asked.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -100,16 +78,6 @@ class IndexServicer:
 
 def add_IndexServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Upsert': grpc.unary_unary_rpc_method_handler(
-                    servicer.Upsert,
-                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.UpsertRequest.FromString,
-                    response_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.UpsertResponse.SerializeToString,
-            ),
-            'DeleteVectors': grpc.unary_unary_rpc_method_handler(
-                    servicer.DeleteVectors,
-                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.DeleteVectorsRequest.FromString,
-                    response_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.DeleteVectorsResponse.SerializeToString,
-            ),
             'SearchVectors': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchVectors,
                     request_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchVectorsRequest.FromString,
@@ -135,60 +103,6 @@ def add_IndexServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Index:
     """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def Upsert(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/visualsearch.v1.Index/Upsert',
-            protos_dot_visualsearch_dot_v1_dot_index__pb2.UpsertRequest.SerializeToString,
-            protos_dot_visualsearch_dot_v1_dot_index__pb2.UpsertResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def DeleteVectors(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/visualsearch.v1.Index/DeleteVectors',
-            protos_dot_visualsearch_dot_v1_dot_index__pb2.DeleteVectorsRequest.SerializeToString,
-            protos_dot_visualsearch_dot_v1_dot_index__pb2.DeleteVectorsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
     @staticmethod
     def SearchVectors(request,

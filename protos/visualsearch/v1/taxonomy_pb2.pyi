@@ -74,14 +74,16 @@ class GetTreeRequest(_message.Message):
     def __init__(self, version: _Optional[int] = ..., include_archived: _Optional[bool] = ..., with_counts: _Optional[bool] = ..., version_only: _Optional[bool] = ...) -> None: ...
 
 class Tree(_message.Message):
-    __slots__ = ("version", "nodes", "related")
+    __slots__ = ("version", "seq", "nodes", "related")
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     RELATED_FIELD_NUMBER: _ClassVar[int]
     version: int
+    seq: int
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
     related: _containers.RepeatedCompositeFieldContainer[Related]
-    def __init__(self, version: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
 
 class AncestorsRequest(_message.Message):
     __slots__ = ("path",)
@@ -110,7 +112,7 @@ class NodeDetail(_message.Message):
     def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., example_items: _Optional[_Iterable[str]] = ..., resolved: _Optional[_Union[Node, _Mapping]] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("id", "leaf", "leaf_source", "title", "colour", "usage", "leaf_id", "predicted")
+    __slots__ = ("id", "leaf", "leaf_source", "title", "colour", "usage", "leaf_id", "predicted", "vector", "model_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     LEAF_FIELD_NUMBER: _ClassVar[int]
     LEAF_SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +121,8 @@ class Item(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     LEAF_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     leaf: str
     leaf_source: LeafSource
@@ -127,7 +131,9 @@ class Item(_message.Message):
     usage: str
     leaf_id: int
     predicted: _containers.RepeatedCompositeFieldContainer[_common_pb2.LeafProb]
-    def __init__(self, id: _Optional[str] = ..., leaf: _Optional[str] = ..., leaf_source: _Optional[_Union[LeafSource, str]] = ..., title: _Optional[str] = ..., colour: _Optional[str] = ..., usage: _Optional[str] = ..., leaf_id: _Optional[int] = ..., predicted: _Optional[_Iterable[_Union[_common_pb2.LeafProb, _Mapping]]] = ...) -> None: ...
+    vector: bytes
+    model_version: str
+    def __init__(self, id: _Optional[str] = ..., leaf: _Optional[str] = ..., leaf_source: _Optional[_Union[LeafSource, str]] = ..., title: _Optional[str] = ..., colour: _Optional[str] = ..., usage: _Optional[str] = ..., leaf_id: _Optional[int] = ..., predicted: _Optional[_Iterable[_Union[_common_pb2.LeafProb, _Mapping]]] = ..., vector: _Optional[bytes] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class GetItemsRequest(_message.Message):
     __slots__ = ("ids",)
@@ -150,14 +156,16 @@ class PutItemsRequest(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
 
 class PutItemsResponse(_message.Message):
-    __slots__ = ("stored", "errors", "leaves")
+    __slots__ = ("stored", "errors", "leaves", "seq")
     STORED_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     LEAVES_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     stored: int
     errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemError]
     leaves: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, stored: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.ItemError, _Mapping]]] = ..., leaves: _Optional[_Iterable[str]] = ...) -> None: ...
+    seq: int
+    def __init__(self, stored: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.ItemError, _Mapping]]] = ..., leaves: _Optional[_Iterable[str]] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class DeleteItemsRequest(_message.Message):
     __slots__ = ("ids",)
@@ -166,10 +174,12 @@ class DeleteItemsRequest(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeleteItemsResponse(_message.Message):
-    __slots__ = ("deleted",)
+    __slots__ = ("deleted", "seq")
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     deleted: int
-    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+    seq: int
+    def __init__(self, deleted: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("item_id", "score", "leaf")
@@ -537,17 +547,65 @@ class ExportResponse(_message.Message):
     def __init__(self, text: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("from_version",)
-    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
-    from_version: int
-    def __init__(self, from_version: _Optional[int] = ...) -> None: ...
+    __slots__ = ("from_seq", "tree_only")
+    FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TREE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    from_seq: int
+    tree_only: bool
+    def __init__(self, from_seq: _Optional[int] = ..., tree_only: _Optional[bool] = ...) -> None: ...
+
+class ItemState(_message.Message):
+    __slots__ = ("item_id", "leaf_id", "leaf", "partition_id", "model_version", "vector", "colour", "usage")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAF_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAF_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    COLOUR_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    leaf_id: int
+    leaf: str
+    partition_id: int
+    model_version: str
+    vector: bytes
+    colour: str
+    usage: str
+    def __init__(self, item_id: _Optional[str] = ..., leaf_id: _Optional[int] = ..., leaf: _Optional[str] = ..., partition_id: _Optional[int] = ..., model_version: _Optional[str] = ..., vector: _Optional[bytes] = ..., colour: _Optional[str] = ..., usage: _Optional[str] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("seq", "tree_edit", "reload_from")
+    __slots__ = ("seq", "tree_edit", "reload_from", "item_upserted", "item_deleted", "placements")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TREE_EDIT_FIELD_NUMBER: _ClassVar[int]
     RELOAD_FROM_FIELD_NUMBER: _ClassVar[int]
+    ITEM_UPSERTED_FIELD_NUMBER: _ClassVar[int]
+    ITEM_DELETED_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     tree_edit: HistoryEntry
     reload_from: int
-    def __init__(self, seq: _Optional[int] = ..., tree_edit: _Optional[_Union[HistoryEntry, _Mapping]] = ..., reload_from: _Optional[int] = ...) -> None: ...
+    item_upserted: ItemState
+    item_deleted: str
+    placements: _containers.RepeatedCompositeFieldContainer[ItemState]
+    def __init__(self, seq: _Optional[int] = ..., tree_edit: _Optional[_Union[HistoryEntry, _Mapping]] = ..., reload_from: _Optional[int] = ..., item_upserted: _Optional[_Union[ItemState, _Mapping]] = ..., item_deleted: _Optional[str] = ..., placements: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...
+
+class ScanRequest(_message.Message):
+    __slots__ = ("partitions", "item_ids", "model_version")
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    model_version: str
+    def __init__(self, partitions: _Optional[_Iterable[int]] = ..., item_ids: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class ScanChunk(_message.Message):
+    __slots__ = ("seq", "model_version", "items")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    model_version: str
+    items: _containers.RepeatedCompositeFieldContainer[ItemState]
+    def __init__(self, seq: _Optional[int] = ..., model_version: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...

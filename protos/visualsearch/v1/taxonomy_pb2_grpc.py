@@ -99,6 +99,11 @@ class TaxonomyStub:
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.WatchRequest.SerializeToString,
                 response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Change.FromString,
                 _registered_method=True)
+        self.Scan = channel.unary_stream(
+                '/visualsearch.v1.Taxonomy/Scan',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanChunk.FromString,
+                _registered_method=True)
 
 
 class TaxonomyServicer:
@@ -194,6 +199,14 @@ class TaxonomyServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Scan(self, request, context):
+        """A partition's (or some items') current state and vectors of one model version, as of one
+        sequence number of the feed: what a shard builds from before following Watch from there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaxonomyServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +274,11 @@ def add_TaxonomyServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.WatchRequest.FromString,
                     response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Change.SerializeToString,
+            ),
+            'Scan': grpc.unary_stream_rpc_method_handler(
+                    servicer.Scan,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -614,6 +632,33 @@ class Taxonomy:
             '/visualsearch.v1.Taxonomy/Watch',
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.WatchRequest.SerializeToString,
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Change.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/Scan',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanChunk.FromString,
             options,
             channel_credentials,
             insecure,
