@@ -44,8 +44,9 @@ class IndexConfig:
     data_dir: str = "var/shards"
     max_batch: int = 10_000
     backend: str = "flat"  # index kind of new partitions (index_svc.backend.KINDS)
-    snapshot_every: int = 10_000  # write calls in the log before a snapshot
-    snapshot_bytes: int = 256_000_000  # log size before a snapshot
+    replicas: int = 1  # shards holding each partition (common.routing.replicas_of)
+    model_version: str = ""  # the version the shards serve; "": the one recorded last
+    snapshot_every: int = 10_000  # feed entries applied between snapshots
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from common.clients import call, channel, errors_for
 from common.config import ClusterConfig
 from common.errors import ItemFailure
 from common.wire import item_failure
+from gateway.routing import NodeInfo, TreeView
 from protos.visualsearch.v1 import (
     common_pb2,
     encoder_pb2,
@@ -42,6 +43,8 @@ class Item:
     colour: str = ""
     usage: str = ""
     predictions: tuple[tuple[str, float], ...] = ()  # the classifier's likeliest leaves
+    vector: bytes = b""  # on the way in: the embedding, little-endian float32
+    model_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,6 @@ class Ranked:
 
 
 @dataclass(frozen=True)
-class TreeView:
-    """What the gateway needs of the taxonomy: node paths and related links, at a version."""
-
-    version: int
-    paths: list[str]
-    related: list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
 class StoredVector:
     item_id: str
     partition: str
@@ -83,6 +77,7 @@ class Cluster:
     """Channels to every service the gateway calls, opened once per process."""
 
     def __init__(self, config: ClusterConfig) -> None:
+        self._level = config.partition_level
         self._encoder_address = config.address(config.encoder.port)
         self._taxonomy_address = config.address(config.taxonomy.port)
         self._channels = {
@@ -111,15 +106,17 @@ class Cluster:
     async def tree(self, timeout: float, wait_for_ready: bool = False) -> TreeView:
         request = taxonomy_pb2.GetTreeRequest()
         tree = await call(self._taxonomy.GetTree, request, timeout, "taxonomy", wait_for_ready)
+        nodes = [NodeInfo(n.id, n.path, n.parent_id, n.depth, n.is_leaf) for n in tree.nodes]
         related = [(link.a_path, link.b_path) for link in tree.related]
-        return TreeView(tree.version, [node.path for node in tree.nodes], related)
+        old = {ref.path: ref.id for ref in tree.former}
+        return TreeView.build(tree.version, tree.seq, nodes, old, related, self._level)
 
-    async def tree_changes(self, from_version: int) -> AsyncIterator[int]:
-        """The version of every tree change committed after `from_version`, as it commits.
+    async def tree_changes(self, from_seq: int) -> AsyncIterator[int]:
+        """The feed position of every tree edit committed after `from_seq`, as it commits.
 
-        A follower too far behind gets the current version at once: reload, then go on.
+        A follower too far behind gets the feed's head at once: reload, then go on.
         """
-        request = taxonomy_pb2.WatchRequest(from_version=from_version)
+        request = taxonomy_pb2.WatchRequest(from_seq=from_seq, tree_only=True)
         stream = self._taxonomy.Watch(request)
         try:
             async for change in stream:
@@ -134,16 +131,18 @@ class Cluster:
 
     async def put_items(
         self, items: Sequence[Item], timeout: float
-    ) -> tuple[list[str], list[ItemFailure]]:
-        """Records items; returns the leaf each went to ("" if refused) and the refusals."""
+    ) -> tuple[list[str], list[ItemFailure], int]:
+        """Records items with their vectors; returns the leaf each went to ("" if refused),
+        the refusals, and the feed position of the commit."""
         request = taxonomy_pb2.PutItemsRequest(items=[_item_pb(item) for item in items])
         reply = await call(self._taxonomy.PutItems, request, timeout, "taxonomy")
-        return list(reply.leaves), [item_failure(error) for error in reply.errors]
+        return list(reply.leaves), [item_failure(error) for error in reply.errors], reply.seq
 
-    async def delete_items(self, ids: Sequence[str], timeout: float) -> int:
+    async def delete_items(self, ids: Sequence[str], timeout: float) -> tuple[int, int]:
+        """Deletes items; returns how many were held and the feed position of the commit."""
         request = taxonomy_pb2.DeleteItemsRequest(ids=ids)
         reply = await call(self._taxonomy.DeleteItems, request, timeout, "taxonomy")
-        return int(reply.deleted)
+        return int(reply.deleted), reply.seq
 
     async def rerank(
         self,
@@ -176,15 +175,22 @@ class Cluster:
         k: int,
         exclude_ids: Sequence[str],
         timeout: float,
+        min_seq: int = 0,
     ) -> list[Neighbour]:
         request = index_pb2.SearchVectorsRequest(
-            query=vectors.to_bytes(query), partitions=partitions, k=k, exclude_ids=exclude_ids
+            query=vectors.to_bytes(query),
+            partitions=partitions,
+            k=k,
+            exclude_ids=exclude_ids,
+            min_seq=min_seq,
         )
         reply = await call(self._shards[shard].SearchVectors, request, timeout, f"shard {shard}")
         return [Neighbour(n.item_id, n.score, n.leaf) for n in reply.neighbors]
 
-    async def fetch(self, shard: str, ids: Sequence[str], timeout: float) -> list[StoredVector]:
-        request = index_pb2.FetchRequest(item_ids=ids)
+    async def fetch(
+        self, shard: str, ids: Sequence[str], timeout: float, min_seq: int = 0
+    ) -> list[StoredVector]:
+        request = index_pb2.FetchRequest(item_ids=ids, min_seq=min_seq)
         reply = await call(self._shards[shard].Fetch, request, timeout, f"shard {shard}")
         return [
             StoredVector(
@@ -193,28 +199,10 @@ class Cluster:
             for v in reply.vectors
         ]
 
-    async def upsert(
-        self, shard: str, records: Sequence[StoredVector], timeout: float
-    ) -> list[ItemFailure]:
-        request = index_pb2.UpsertRequest(
-            vectors=[
-                index_pb2.Vector(
-                    item_id=r.item_id,
-                    partition=r.partition,
-                    leaf=r.leaf,
-                    vector=vectors.to_bytes(r.vector),
-                    model_version=r.model_version,
-                )
-                for r in records
-            ]
-        )
-        reply = await call(self._shards[shard].Upsert, request, timeout, f"shard {shard}")
-        return [item_failure(error) for error in reply.errors]
-
-    async def delete_vectors(self, shard: str, ids: Sequence[str], timeout: float) -> int:
-        request = index_pb2.DeleteVectorsRequest(item_ids=ids)
-        reply = await call(self._shards[shard].DeleteVectors, request, timeout, f"shard {shard}")
-        return int(reply.deleted)
+    async def caught_up(self, shard: str, seq: int, timeout: float) -> None:
+        """Returns once the shard has applied the feed up to `seq`."""
+        request = index_pb2.StatsRequest(min_seq=seq)
+        await call(self._shards[shard].Stats, request, timeout, f"shard {shard}")
 
 
 def _embedded(result: encoder_pb2.EmbedResult) -> Embedded:
@@ -241,4 +229,6 @@ def _item_pb(item: Item) -> taxonomy_pb2.Item:
         colour=item.colour,
         usage=item.usage,
         predicted=[common_pb2.LeafProb(leaf=leaf, prob=prob) for leaf, prob in item.predictions],
+        vector=item.vector,
+        model_version=item.model_version,
     )

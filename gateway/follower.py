@@ -4,7 +4,8 @@ import asyncio
 import logging
 
 from common.errors import VisualSearchError
-from gateway.clients import Cluster, TreeView
+from gateway.clients import Cluster
+from gateway.routing import TreeView
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ class TreeFollower:
         while True:
             try:
                 assert self.view is not None
-                async for version in self._cluster.tree_changes(self.view.version):
-                    if version > self.view.version:
+                async for seq in self._cluster.tree_changes(self.view.seq):
+                    if seq > self.view.seq:
                         await self._reload(READ_S)
             except VisualSearchError as error:
                 log.warning("following the taxonomy failed (%s); again in %.0fs", error, RETRY_S)

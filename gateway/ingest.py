@@ -1,17 +1,19 @@
-"""The gateway's write flows: ingest (embed, record, index) and delete."""
+"""The gateway's write flows: ingest (embed, record) and delete.
+
+The record is the one durable copy: an item is acknowledged once the taxonomy has committed it
+with its vector, and the shards see it through the feed. A caller who must search it at once
+asks to wait until every shard has applied that commit.
+"""
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from dataclasses import dataclass
 
-from common import paths
+from common import vectors
 from common.config import ClusterConfig
 from common.deadline import Deadline
-from common.errors import InvalidArgument, ItemFailure, VisualSearchError
-from gateway.clients import Cluster, Embedded, Item, StoredVector
-from gateway.routing import shard_of_leaf
+from common.errors import InvalidArgument, ItemFailure, Unavailable, VisualSearchError
+from gateway.clients import Cluster, Embedded, Item
 
 INGEST_DEADLINE_S = 60.0
 
@@ -28,26 +30,21 @@ class NewItem:
     usage: str = ""
 
 
-class _Pending(NamedTuple):
-    """An embedded item on its way to the taxonomy and its shard."""
-
-    item: Item
-    vector: StoredVector
-
-
 class Writer:
-    """Ingests and deletes items across the taxonomy and the shards; idempotent by item id."""
+    """Ingests and deletes items through the record; idempotent by item id."""
 
     def __init__(self, cluster: Cluster, config: ClusterConfig) -> None:
         self._cluster = cluster
         self._config = config
-        self._shards = config.shard_addresses
 
-    async def ingest(self, items: Sequence[NewItem]) -> tuple[int, list[ItemFailure]]:
-        """Embeds, records and indexes items; returns how many landed and which failed.
+    async def ingest(
+        self, items: Sequence[NewItem], wait_visible: bool = False
+    ) -> tuple[int, list[ItemFailure], int]:
+        """Embeds and records items; returns how many landed, which failed, and the feed
+        position of the commit (0 if nothing landed).
 
-        An item is acknowledged only once its shard has logged its vector. An item that moves
-        to another shard (its leaf changed) leaves its old shard first.
+        An item is acknowledged once the record's commit of it (vector included) is durable;
+        with `wait_visible`, once every shard has applied that commit as well.
         """
         limit = self._config.gateway.max_ingest
         if not items:
@@ -60,118 +57,89 @@ class Writer:
             for i, item, reason in _refusals(items)
         }
         todo = [i for i in range(len(items)) if i not in failures]
-        pending = await self._embed(items, todo, deadline)
-        for i, failure in pending.items():
-            if isinstance(failure, ItemFailure):
-                failures[i] = failure
-        ready = {i: p for i, p in pending.items() if isinstance(p, _Pending)}
-        await self._record(ready, failures, deadline)
-        await self._index(ready, failures, deadline)
-        return len(items) - len(failures), sorted(failures.values(), key=lambda f: f.index)
+        embedded = await self._embed(items, todo, deadline)
+        ready: dict[int, Item] = {}
+        for i, outcome in embedded.items():
+            if isinstance(outcome, ItemFailure):
+                failures[i] = outcome
+            else:
+                ready[i] = outcome
+        seq = 0
+        if ready:
+            order = list(ready)
+            _, refused, seq = await self._cluster.put_items(
+                [ready[i] for i in order], deadline.left()
+            )
+            for failure in refused:
+                i = order[failure.index]
+                failures[i] = ItemFailure(i, items[i].id, failure.code, failure.message)
+        if wait_visible and seq:
+            await self._visible(seq, deadline)
+        return len(items) - len(failures), sorted(failures.values(), key=lambda f: f.index), seq
 
-    async def delete(self, ids: Sequence[str]) -> int:
-        """Deletes items from every shard, then from the taxonomy; returns how many it knew."""
+    async def delete(self, ids: Sequence[str], wait_visible: bool = False) -> tuple[int, int]:
+        """Deletes items from the record (the shards follow); returns how many it knew and
+        the feed position of the commit."""
         if not ids or not all(ids):
             raise InvalidArgument("ids must be given and non-empty")
         deadline = Deadline(self._config.gateway.deadline_s)
-        await asyncio.gather(
-            *(self._cluster.delete_vectors(shard, ids, deadline.left()) for shard in self._shards)
+        deleted, seq = await self._cluster.delete_items(ids, deadline.left())
+        if wait_visible and seq:
+            await self._visible(seq, deadline)
+        return deleted, seq
+
+    async def _visible(self, seq: int, deadline: Deadline) -> None:
+        """Waits until every shard has applied the feed up to `seq`.
+
+        Raises:
+            Unavailable: a shard did not get there in time (the write itself is recorded).
+        """
+        shards = self._config.shard_addresses
+        answers = await asyncio.gather(
+            *(self._cluster.caught_up(shard, seq, deadline.left()) for shard in shards),
+            return_exceptions=True,
         )
-        return await self._cluster.delete_items(ids, deadline.left())
-
-    def _shard(self, leaf: str) -> str:
-        return shard_of_leaf(leaf, self._config.partition_level, self._shards)
-
-    def _partition(self, leaf: str) -> str:
-        return paths.partition_of(leaf, self._config.partition_level)
+        for shard, answer in zip(shards, answers, strict=True):
+            if isinstance(answer, VisualSearchError):
+                raise Unavailable(
+                    f"recorded at seq {seq}, but shard {shard} has not applied it: {answer}"
+                )
+            if isinstance(answer, BaseException):
+                raise answer
 
     async def _embed(
         self, items: Sequence[NewItem], todo: list[int], deadline: Deadline
-    ) -> dict[int, _Pending | ItemFailure]:
+    ) -> dict[int, Item | ItemFailure]:
         """Embeds the items at `todo` in encoder-sized chunks; the seller's leaf wins."""
         size = self._config.encoder.max_batch
-        pending: dict[int, _Pending | ItemFailure] = {}
+        embedded: dict[int, Item | ItemFailure] = {}
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             images = [items[i].image for i in chunk]
             top = self._config.encoder.top_leaves
             version, outcomes = await self._cluster.embed(images, top, deadline.left())
             for i, outcome in zip(chunk, outcomes, strict=True):
-                pending[i] = self._pending(i, items[i], outcome, version)
-        return pending
+                embedded[i] = _item(i, items[i], outcome, version)
+        return embedded
 
-    def _pending(
-        self, i: int, new: NewItem, outcome: Embedded, version: str
-    ) -> _Pending | ItemFailure:
-        if outcome.failure is not None or outcome.vector is None:
-            failure = outcome.failure
-            code, message = (
-                (failure.code, failure.message) if failure else ("INTERNAL", "no vector")
-            )
-            return ItemFailure(i, new.id, code, message)
-        predictions = tuple(outcome.leaves)
-        item = Item(new.id, new.leaf, not new.leaf, new.title, new.colour, new.usage, predictions)
-        vector = StoredVector(new.id, "", "", outcome.vector, version)
-        return _Pending(item, vector)
 
-    async def _record(
-        self, ready: dict[int, _Pending], failures: dict[int, ItemFailure], deadline: Deadline
-    ) -> None:
-        """Records the items with the taxonomy; an item that changes shard leaves its old one."""
-        order = list(ready)
-        before, _ = await self._cluster.get_items(
-            [ready[i].item.id for i in order], deadline.left()
-        )
-        leaves, refused = await self._cluster.put_items(
-            [ready[i].item for i in order], deadline.left()
-        )
-        for i, leaf in zip(order, leaves, strict=True):
-            if leaf:  # "" for a refused item, failed just below
-                ready[i] = self._placed(ready[i], leaf)
-        for failure in refused:
-            _fail(order[failure.index], ready, failures, failure.code, failure.message)
-        target = {p.item.id: (i, self._shard(p.item.leaf)) for i, p in ready.items()}
-        moved: dict[str, list[str]] = defaultdict(list)
-        for old in before:
-            if old.id in target and self._shard(old.leaf) != target[old.id][1]:
-                moved[self._shard(old.leaf)].append(old.id)
-        answers = await asyncio.gather(
-            *(self._cluster.delete_vectors(s, ids, deadline.left()) for s, ids in moved.items()),
-            return_exceptions=True,
-        )
-        for ids, answer in zip(moved.values(), answers, strict=True):
-            if isinstance(answer, BaseException):
-                code = _code(answer)
-                for item_id in ids:
-                    _fail(target[item_id][0], ready, failures, code, str(answer))
-
-    def _placed(self, pending: _Pending, leaf: str) -> _Pending:
-        """The item and its vector in the leaf the taxonomy recorded it under."""
-        item = replace(pending.item, leaf=leaf, predicted=leaf != pending.item.leaf)
-        vector = replace(pending.vector, partition=self._partition(leaf), leaf=leaf)
-        return _Pending(item, vector)
-
-    async def _index(
-        self, ready: dict[int, _Pending], failures: dict[int, ItemFailure], deadline: Deadline
-    ) -> None:
-        """Writes the vectors to their partitions' shards, all shards at once."""
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i, pending in ready.items():
-            groups[self._shard(pending.item.leaf)].append(i)
-        answers = await asyncio.gather(
-            *(
-                self._cluster.upsert(shard, [ready[i].vector for i in group], deadline.left())
-                for shard, group in groups.items()
-            ),
-            return_exceptions=True,
-        )
-        for group, answer in zip(groups.values(), answers, strict=True):
-            if isinstance(answer, BaseException):
-                for i in group:
-                    _fail(i, ready, failures, _code(answer), str(answer))
-                continue
-            for failure in answer:
-                _fail(group[failure.index], ready, failures, failure.code, failure.message)
+def _item(i: int, new: NewItem, outcome: Embedded, version: str) -> Item | ItemFailure:
+    """The item to record with its embedding, or why it has none."""
+    if outcome.failure is not None or outcome.vector is None:
+        failure = outcome.failure
+        code, message = (failure.code, failure.message) if failure else ("INTERNAL", "no vector")
+        return ItemFailure(i, new.id, code, message)
+    return Item(
+        new.id,
+        new.leaf,
+        not new.leaf,
+        new.title,
+        new.colour,
+        new.usage,
+        tuple(outcome.leaves),
+        vectors.to_bytes(outcome.vector),
+        version,
+    )
 
 
 def _refusals(items: Sequence[NewItem]) -> list[tuple[int, NewItem, str]]:
@@ -187,17 +155,3 @@ def _refusals(items: Sequence[NewItem]) -> list[tuple[int, NewItem, str]]:
             refused.append((i, item, "image is empty"))
         seen.add(item.id)
     return refused
-
-
-def _fail(
-    i: int, ready: dict[int, _Pending], failures: dict[int, ItemFailure], code: str, message: str
-) -> None:
-    """Takes item `i` out of the flow with the reason it failed."""
-    failures[i] = ItemFailure(i, ready.pop(i).item.id, code, message)
-
-
-def _code(error: BaseException) -> str:
-    """The status code name a failed call reports to the caller; a bug re-raises."""
-    if isinstance(error, VisualSearchError):
-        return error.code
-    raise error

@@ -1,25 +1,80 @@
-"""Which partitions a query searches and which shard holds each: pure functions."""
+"""Which partitions a query searches and which shards hold each: pure functions over the
+gateway's view of the tree."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from common import paths
 from common.errors import InvalidArgument
-from common.routing import shard_of
+from common.routing import replicas_of
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    id: int
+    path: str
+    parent_id: int
+    depth: int
+    is_leaf: bool
+
+
+@dataclass(frozen=True)
+class TreeView:
+    """What the gateway needs of the taxonomy at one version: the paths (old ones resolved),
+    each node's partition (a node id), and the related links."""
+
+    version: int
+    seq: int
+    paths: list[str]
+    related: list[tuple[str, str]]
+    ids: dict[str, int] = field(default_factory=dict)  # path (current or old) -> node id
+    partition: dict[int, int] = field(default_factory=dict)  # node id -> its partition's id
+    names: dict[int, str] = field(default_factory=dict)  # node id -> current path
+
+    @classmethod
+    def build(
+        cls,
+        version: int,
+        seq: int,
+        nodes: Sequence[NodeInfo],
+        old: dict[str, int],
+        related: list[tuple[str, str]],
+        level: int,
+    ) -> "TreeView":
+        """The view of a tree read with GetTree (`nodes` parents first)."""
+        partition: dict[int, int] = {}
+        for node in nodes:
+            if node.depth == level or (node.depth < level and node.is_leaf):
+                partition[node.id] = node.id
+            elif node.depth > level and node.parent_id in partition:
+                partition[node.id] = partition[node.parent_id]
+        ids = {**old, **{node.path: node.id for node in nodes}}
+        names = {node.id: node.path for node in nodes}
+        return cls(version, seq, [node.path for node in nodes], related, ids, partition, names)
+
+    def partition_of(self, path: str) -> int | None:
+        """The partition (node id) serving a node by path, old paths included; None for a
+        node above the partition level or a path the tree never had."""
+        node = self.ids.get(path)
+        return self.partition.get(node) if node is not None else None
 
 
 def partitions_for_leaves(
-    leaf_probs: Sequence[tuple[str, float]], level: int, mass: float, limit: int
-) -> list[str]:
+    leaf_probs: Sequence[tuple[str, float]], view: TreeView, mass: float, limit: int
+) -> list[int]:
     """The partitions holding the most likely leaves, most probable first.
 
     Partitions are added in order of the probability their leaves hold until that adds up to
-    `mass` or `limit` partitions are chosen; the most probable one is always searched.
+    `mass` or `limit` partitions are chosen; the most probable one is always searched. A leaf
+    the tree does not know is skipped.
     """
-    totals: dict[str, float] = defaultdict(float)
+    totals: dict[int, float] = defaultdict(float)
     for leaf, prob in leaf_probs:
-        totals[paths.partition_of(leaf, level)] += prob
-    chosen: list[str] = []
+        partition = view.partition_of(leaf)
+        if partition is not None:
+            totals[partition] += prob
+    chosen: list[int] = []
     covered = 0.0
     for partition, prob in sorted(totals.items(), key=lambda pair: -pair[1]):
         if chosen and (covered >= mass or len(chosen) >= limit):
@@ -29,9 +84,7 @@ def partitions_for_leaves(
     return chosen
 
 
-def partitions_for_categories(
-    categories: Sequence[str], tree_paths: Iterable[str], level: int
-) -> list[str]:
+def partitions_for_categories(categories: Sequence[str], view: TreeView) -> list[int]:
     """The partitions that serve the named categories, in the order they are named.
 
     A category above the partition level stands for every partition beneath it; one at or
@@ -40,28 +93,27 @@ def partitions_for_categories(
     Raises:
         InvalidArgument: a category the tree does not hold.
     """
-    known = set(tree_paths)
-    chosen: dict[str, None] = {}
+    known = set(view.paths)
+    chosen: dict[int, None] = {}
     for category in categories:
         if category not in known:
             raise InvalidArgument(f"category {category!r} is not in the taxonomy")
-        if len(paths.split(category)) >= level:
-            chosen[paths.partition_of(category, level)] = None
-        else:
-            for path in sorted(known):
-                if len(paths.split(path)) == level and paths.is_within(path, category):
-                    chosen[path] = None
+        partition = view.partition_of(category)
+        if partition is not None:
+            chosen[partition] = None
+            continue
+        for node, serving in view.partition.items():
+            if node == serving and paths.is_within(view.names[node], category):
+                chosen[node] = None
     return list(chosen)
 
 
-def shard_of_leaf(leaf: str, level: int, shards: Sequence[str]) -> str:
-    """The address of the shard whose partition holds `leaf`."""
-    return shard_of(paths.partition_of(leaf, level), shards)
-
-
-def by_shard(partitions: Iterable[str], shards: Sequence[str]) -> dict[str, list[str]]:
-    """Groups partitions by the address of the shard that holds them."""
+def by_shard(
+    partitions: Iterable[str], shards: Sequence[str], replicas: int, turn: int = 0
+) -> dict[str, list[str]]:
+    """Groups partitions by the shard asked for each: replica number `turn` (round) of it."""
     grouped: dict[str, list[str]] = defaultdict(list)
     for partition in partitions:
-        grouped[shard_of(partition, shards)].append(partition)
+        holders = replicas_of(partition, shards, replicas)
+        grouped[holders[turn % len(holders)]].append(partition)
     return dict(grouped)

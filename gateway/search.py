@@ -12,15 +12,10 @@ from common import paths
 from common.config import ClusterConfig
 from common.deadline import Deadline
 from common.errors import InvalidArgument, NotFound, VisualSearchError
-from common.routing import BELIEF
+from common.routing import BELIEF, replicas_of
 from gateway.clients import Cluster, LeafProbs, Neighbour, Ranked, StoredVector
 from gateway.follower import TreeFollower
-from gateway.routing import (
-    by_shard,
-    partitions_for_categories,
-    partitions_for_leaves,
-    shard_of_leaf,
-)
+from gateway.routing import TreeView, by_shard, partitions_for_categories, partitions_for_leaves
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,7 +28,7 @@ SHARD_SHARE = 0.75
 class SearchResult:
     results: list[Ranked]
     query_leaves: LeafProbs
-    partitions: list[str]
+    partitions: list[str]  # the paths of the partitions searched
     failed_shards: list[str] = field(default_factory=list)
     model_version: str = ""
 
@@ -49,10 +44,17 @@ class Gateway:
         self._cluster = cluster
         self._config = config
         self._shards = config.shard_addresses
+        self._replicas = config.index.replicas
         self._tree = tree
+        self._turn = 0  # which replica of each partition the next search asks first
 
     async def search_by_image(
-        self, image: bytes, k: int, categories: Sequence[str], time_left: float | None = None
+        self,
+        image: bytes,
+        k: int,
+        categories: Sequence[str],
+        time_left: float | None = None,
+        min_seq: int = 0,
     ) -> SearchResult:
         """Embeds the image and searches the partitions of its most likely leaves."""
         k = self._checked_k(k)
@@ -64,11 +66,16 @@ class Gateway:
             raise InvalidArgument(f"image: {embedded.failure.message}")
         assert embedded.vector is not None
         return await self._search(
-            embedded.vector, embedded.leaves, k, categories, [], version, deadline
+            embedded.vector, embedded.leaves, k, categories, [], version, deadline, min_seq
         )
 
     async def similar_products(
-        self, product_id: str, k: int, categories: Sequence[str], time_left: float | None = None
+        self,
+        product_id: str,
+        k: int,
+        categories: Sequence[str],
+        time_left: float | None = None,
+        min_seq: int = 0,
     ) -> SearchResult:
         """Searches with a catalog item's stored vector, the item itself left out."""
         k = self._checked_k(k)
@@ -79,33 +86,42 @@ class Gateway:
         if not items:
             raise NotFound(f"product {product_id!r} is not in the catalog")
         leaf = items[0].leaf
-        stored = await self._stored(product_id, leaf, deadline)
-        if not stored:
+        stored = await self._stored(product_id, leaf, deadline, min_seq)
+        if stored is None:
             raise NotFound(f"product {product_id!r} has no indexed vector")
         return await self._search(
-            stored[0].vector,
+            stored.vector,
             [(leaf, 1.0)],
             k,
             categories,
             [product_id],
-            stored[0].model_version,
+            stored.model_version,
             deadline,
-            also=[stored[0].partition],  # where its vector is, if an edit moved its leaf since
+            min_seq,
         )
 
-    async def _stored(self, product_id: str, leaf: str, deadline: Deadline) -> list[StoredVector]:
-        """The item's vector from its partition's shard, else from any other: a taxonomy edit
-        may have moved its leaf to another partition since it was indexed, and its vector
-        stays where it was until the shards follow the taxonomy's changes."""
-        shard = shard_of_leaf(leaf, self._config.partition_level, self._shards)
-        stored = await self._cluster.fetch(shard, [product_id], deadline.left(SHARD_SHARE))
-        others = [other for other in self._shards if other != shard]
-        if stored or not others:
-            return stored
-        timeout = deadline.left(SHARD_SHARE)
-        answers = await _each(self._cluster.fetch(other, [product_id], timeout) for other in others)
-        found = [a for a in answers if not isinstance(a, VisualSearchError) and a]
-        return found[0] if found else []
+    async def _stored(
+        self, product_id: str, leaf: str, deadline: Deadline, min_seq: int
+    ) -> StoredVector | None:
+        """The item's vector from a shard holding its partition (the next replica if one
+        fails); None if none holds it."""
+        tree = await self._tree.current(deadline.left())
+        partition = tree.partition_of(leaf)
+        if partition is None:
+            return None
+        error: VisualSearchError | None = None
+        for shard in replicas_of(str(partition), self._shards, self._replicas):
+            try:
+                found = await self._cluster.fetch(
+                    shard, [product_id], deadline.left(SHARD_SHARE), min_seq
+                )
+            except VisualSearchError as failure:
+                log.warning("fetch on %s failed: %s", shard, failure)
+                error = failure
+                continue
+            return found[0] if found else None
+        assert error is not None
+        raise error
 
     def _checked_k(self, k: int) -> int:
         limit = self._config.gateway.max_k
@@ -126,20 +142,20 @@ class Gateway:
         exclude: Sequence[str],
         version: str,
         deadline: Deadline,
-        also: Sequence[str] = (),
+        min_seq: int = 0,
     ) -> SearchResult:
-        partitions = await self._route(leaves, categories, deadline)
-        if not categories:
-            partitions += [partition for partition in also if partition not in partitions]
-        neighbours, failed = await self._fan_out(query, partitions, exclude, deadline)
+        tree = await self._tree.current(deadline.left())
+        partitions = self._route(tree, leaves, categories)
+        neighbours, failed = await self._fan_out(query, partitions, exclude, deadline, min_seq)
         believed = _leaves_inside(leaves, categories) if categories else leaves
         ranked = await self._rerank(believed, neighbours, k, categories, deadline)
-        wider = [] if len(ranked) >= k else await self._related(leaves, partitions, deadline)
+        wider = [] if len(ranked) >= k else self._related(tree, leaves, partitions)
         if wider:
-            more, failed_more = await self._fan_out(query, wider, exclude, deadline)
+            more, failed_more = await self._fan_out(query, wider, exclude, deadline, min_seq)
             ranked = await self._rerank(believed, neighbours + more, k, categories, deadline)
             partitions, failed = partitions + wider, failed + failed_more
-        return SearchResult(ranked, leaves, partitions, failed, version)
+        names = [tree.names.get(partition, str(partition)) for partition in partitions]
+        return SearchResult(ranked, leaves, names, failed, version)
 
     async def _rerank(
         self,
@@ -153,11 +169,8 @@ class Gateway:
             return []
         return await self._cluster.rerank(believed, neighbours, k, categories, deadline.left())
 
-    async def _related(
-        self, leaves: LeafProbs, searched: list[str], deadline: Deadline
-    ) -> list[str]:
+    def _related(self, tree: TreeView, leaves: LeafProbs, searched: list[int]) -> list[int]:
         """Back-off across partitions: those of nodes an editor related to the likely leaves."""
-        tree = await self._tree.current(deadline.left())
         likely = [leaf for leaf, prob in leaves if prob >= BELIEF] or [leaves[0][0]]
         related = [
             other
@@ -165,41 +178,48 @@ class Gateway:
             for near, other in ((a, b), (b, a))
             if any(paths.is_within(leaf, near) for leaf in likely)
         ]
-        level = self._config.partition_level
-        found = partitions_for_categories(related, tree.paths, level) if related else []
+        found = partitions_for_categories(related, tree) if related else []
         return [partition for partition in found if partition not in searched]
 
-    async def _route(
-        self, leaves: LeafProbs, categories: Sequence[str], deadline: Deadline
-    ) -> list[str]:
+    def _route(self, tree: TreeView, leaves: LeafProbs, categories: Sequence[str]) -> list[int]:
         gateway = self._config.gateway
         if not categories:
-            return partitions_for_leaves(
-                leaves, self._config.partition_level, gateway.route_mass, gateway.max_partitions
-            )
-        tree = await self._tree.current(deadline.left())
-        return partitions_for_categories(categories, tree.paths, self._config.partition_level)
+            return partitions_for_leaves(leaves, tree, gateway.route_mass, gateway.max_partitions)
+        return partitions_for_categories(categories, tree)
 
     async def _fan_out(
-        self, query: np.ndarray, partitions: list[str], exclude: Sequence[str], deadline: Deadline
+        self,
+        query: np.ndarray,
+        partitions: list[int],
+        exclude: Sequence[str],
+        deadline: Deadline,
+        min_seq: int,
     ) -> tuple[list[Neighbour], list[str]]:
-        """Asks every shard holding a partition at once; a shard that fails is reported."""
-        groups = by_shard(partitions, self._shards)
-        timeout = deadline.left(SHARD_SHARE)
-        answers = await _each(
-            self._cluster.search(
-                shard, query, parts, self._config.gateway.candidates, exclude, timeout
-            )
-            for shard, parts in groups.items()
-        )
+        """Asks one replica of every partition at once; the partitions of a replica that fails
+        are asked of their next replica, within the deadline. Returns the neighbours and the
+        shards that failed where no replica answered for their partitions."""
+        self._turn += 1
+        pending = [str(partition) for partition in partitions]
         neighbours: list[Neighbour] = []
         failed: list[str] = []
-        for shard, answer in zip(groups, answers, strict=True):
-            if isinstance(answer, VisualSearchError):
-                log.warning("search on %s failed: %s", shard, answer)
-                failed.append(shard)
-            else:
-                neighbours.extend(answer)
+        candidates = self._config.gateway.candidates
+        for attempt in range(max(1, self._replicas)):
+            if not pending:
+                break
+            groups = by_shard(pending, self._shards, self._replicas, self._turn + attempt)
+            timeout = deadline.left(SHARD_SHARE)
+            answers = await _each(
+                self._cluster.search(shard, query, parts, candidates, exclude, timeout, min_seq)
+                for shard, parts in groups.items()
+            )
+            pending, failed = [], []
+            for (shard, parts), answer in zip(groups.items(), answers, strict=True):
+                if isinstance(answer, VisualSearchError):
+                    log.warning("search on %s failed: %s", shard, answer)
+                    pending += parts
+                    failed.append(shard)
+                else:
+                    neighbours.extend(answer)
         return neighbours, failed
 
 

@@ -27,7 +27,11 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
         self, request: gateway_pb2.SearchByImageRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SearchResponse:
         result = await self._gateway.search_by_image(
-            request.image, request.k, list(request.categories), context.time_remaining()
+            request.image,
+            request.k,
+            list(request.categories),
+            context.time_remaining(),
+            request.min_seq,
         )
         return _search_pb(result)
 
@@ -35,7 +39,11 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
         self, request: gateway_pb2.SimilarProductsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SearchResponse:
         result = await self._gateway.similar_products(
-            request.product_id, request.k, list(request.categories), context.time_remaining()
+            request.product_id,
+            request.k,
+            list(request.categories),
+            context.time_remaining(),
+            request.min_seq,
         )
         return _search_pb(result)
 
@@ -46,16 +54,16 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
             NewItem(item.id, item.image, item.leaf, item.title, item.colour, item.usage)
             for item in request.items
         ]
-        ingested, failures = await self._writer.ingest(items)
+        ingested, failures, seq = await self._writer.ingest(items, request.wait_visible)
         return gateway_pb2.IngestResponse(
-            ingested=ingested, errors=[item_error_pb(failure) for failure in failures]
+            ingested=ingested, errors=[item_error_pb(failure) for failure in failures], seq=seq
         )
 
     async def DeleteProducts(
         self, request: gateway_pb2.DeleteProductsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.DeleteProductsResponse:
-        deleted = await self._writer.delete(list(request.ids))
-        return gateway_pb2.DeleteProductsResponse(deleted=deleted)
+        deleted, seq = await self._writer.delete(list(request.ids), request.wait_visible)
+        return gateway_pb2.DeleteProductsResponse(deleted=deleted, seq=seq)
 
 
 def _search_pb(result: SearchResult) -> gateway_pb2.SearchResponse:

@@ -10,10 +10,13 @@ import grpc
 
 from common import config as cluster_config
 from common.auth import method_roles
+from common.routing import replicas_of
 from common.serve import run, serve
 from index_svc.backend import backend_class
+from index_svc.follower import Follower
 from index_svc.service import ROLES, SERVICE_NAME, IndexServicer
 from index_svc.shard import Shard
+from index_svc.snapshots import Snapshots
 from protos.visualsearch.v1 import index_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -28,34 +31,52 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
-    """Loads shard N's snapshot and log, then serves it until SIGTERM; snapshots on the way out."""
+    """Serves shard N until SIGTERM: its partitions restored from a checked snapshot or built
+    from the record, then kept current from the record's feed; snapshots on the way out."""
     number = _parse(argv).shard
     config = cluster_config.load()
     index = config.index
     if not 0 <= number < len(index.ports):
         raise SystemExit(f"--shard {number}: config.index.ports has {len(index.ports)} ports")
+    backend_class(index.backend)
+    address, shards = config.shard_addresses[number], config.shard_addresses
+
+    def owns(partition: str) -> bool:
+        return address in replicas_of(partition, shards, index.replicas)
+
     directory = Path(index.data_dir) / f"shard-{number}"
-    shard = Shard.open(directory, index.backend, index.snapshot_every, index.snapshot_bytes)
+    snapshots = Snapshots(directory)
+    follower = Follower(
+        Shard(index.backend, owns, index.model_version),
+        snapshots,
+        config.address(config.taxonomy.port),
+        config.auth.token,
+        config.partition_level,
+        index.snapshot_every,
+    )
     log.info(
-        "shard %d: %s backend on %s, loaded %d vectors in %d partitions from %s",
+        "shard %d: %s backend on %s, %d replica(s) of each partition, state in %s",
         number,
         index.backend,
         backend_class(index.backend).device(),
-        shard.count,
-        len(shard.stats()),
+        index.replicas,
         directory,
     )
+    following = asyncio.create_task(follower.run())
 
     def register(server: grpc.aio.Server) -> Iterable[str]:
-        index_pb2_grpc.add_IndexServicer_to_server(IndexServicer(shard, index.max_batch), server)
+        index_pb2_grpc.add_IndexServicer_to_server(IndexServicer(follower, index.max_batch), server)
         return [SERVICE_NAME]
 
     async def on_stop() -> None:
-        await asyncio.to_thread(shard.close)
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        await follower.close()
+        snapshots.close()
 
     await serve(
         f"index-{number}",
-        config.address(index.ports[number]),
+        address,
         register,
         config.grace_s,
         on_stop,

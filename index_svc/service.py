@@ -3,42 +3,25 @@
 import asyncio
 
 import grpc
-import numpy as np
 
 from common import vectors
 from common.errors import InvalidArgument
-from common.wire import item_error_pb
+from index_svc.follower import Follower
 from index_svc.record import Record
-from index_svc.shard import Neighbor, PartitionStats, Shard
+from index_svc.shard import Neighbor, PartitionStats
 from protos.visualsearch.v1 import index_pb2, index_pb2_grpc
 
-ROLES = {"reader": ["SearchVectors", "Fetch", "Stats"], "writer": ["Upsert", "DeleteVectors"]}
+ROLES = {"reader": ["SearchVectors", "Fetch", "Stats"]}
 
 MAX_K = 1000
 SERVICE_NAME = index_pb2.DESCRIPTOR.services_by_name["Index"].full_name
 
 
 class IndexServicer(index_pb2_grpc.IndexServicer):
-    def __init__(self, shard: Shard, max_batch: int) -> None:
-        self._shard = shard
+    def __init__(self, follower: Follower, max_batch: int) -> None:
+        self._follower = follower
+        self._shard = follower.shard
         self._max_batch = max_batch
-
-    async def Upsert(
-        self, request: index_pb2.UpsertRequest, context: grpc.aio.ServicerContext
-    ) -> index_pb2.UpsertResponse:
-        self._check_batch("vectors", len(request.vectors))
-        records = [_record_from_pb(vector) for vector in request.vectors]
-        result = await asyncio.to_thread(self._shard.upsert, records)
-        return index_pb2.UpsertResponse(
-            upserted=result.upserted, errors=[item_error_pb(f) for f in result.failures]
-        )
-
-    async def DeleteVectors(
-        self, request: index_pb2.DeleteVectorsRequest, context: grpc.aio.ServicerContext
-    ) -> index_pb2.DeleteVectorsResponse:
-        self._check_batch("item_ids", len(request.item_ids))
-        deleted = await asyncio.to_thread(self._shard.delete, list(request.item_ids))
-        return index_pb2.DeleteVectorsResponse(deleted=deleted)
 
     async def SearchVectors(
         self, request: index_pb2.SearchVectorsRequest, context: grpc.aio.ServicerContext
@@ -49,6 +32,7 @@ class IndexServicer(index_pb2_grpc.IndexServicer):
             raise InvalidArgument("no partitions named")
         self._check_batch("exclude_ids", len(request.exclude_ids))
         query = vectors.from_bytes(request.query)
+        await self._seen(request.min_seq, context)
         neighbors, missing = await asyncio.to_thread(
             self._shard.search,
             query,
@@ -64,6 +48,7 @@ class IndexServicer(index_pb2_grpc.IndexServicer):
         self, request: index_pb2.FetchRequest, context: grpc.aio.ServicerContext
     ) -> index_pb2.FetchResponse:
         self._check_batch("item_ids", len(request.item_ids))
+        await self._seen(request.min_seq, context)
         found, missing = await asyncio.to_thread(self._shard.fetch, list(request.item_ids))
         return index_pb2.FetchResponse(
             vectors=[_record_to_pb(record) for record in found], missing_ids=missing
@@ -72,27 +57,25 @@ class IndexServicer(index_pb2_grpc.IndexServicer):
     async def Stats(
         self, request: index_pb2.StatsRequest, context: grpc.aio.ServicerContext
     ) -> index_pb2.StatsResponse:
+        if request.min_seq:
+            await self._seen(request.min_seq, context)
         stats = await asyncio.to_thread(self._shard.stats)
-        return index_pb2.StatsResponse(partitions=[_stats_to_pb(s) for s in stats])
+        return index_pb2.StatsResponse(
+            partitions=[_stats_to_pb(s) for s in stats],
+            seq=self._shard.seq,
+            ready=self._follower.ready,
+            model_version=self._shard.model_version,
+        )
+
+    async def _seen(self, min_seq: int, context: grpc.aio.ServicerContext) -> None:
+        """Waits until the shard is built and has applied the feed up to `min_seq`."""
+        if min_seq < 0:
+            raise InvalidArgument(f"min_seq is {min_seq}; it cannot be negative")
+        await self._follower.wait_for(min_seq, context.time_remaining())
 
     def _check_batch(self, field: str, size: int) -> None:
         if size > self._max_batch:
             raise InvalidArgument(f"{size} {field} in one call; at most {self._max_batch}")
-
-
-def _record_from_pb(vector: index_pb2.Vector) -> Record:
-    return Record(
-        item_id=vector.item_id,
-        partition=vector.partition,
-        leaf=vector.leaf,
-        vector=_floats(vector.vector),
-        model_version=vector.model_version,
-    )
-
-
-def _floats(data: bytes) -> np.ndarray:
-    # bytes that are not whole float32s stay bytes, so the shard refuses that record alone
-    return np.frombuffer(data, dtype="<f4" if len(data) % 4 == 0 else np.uint8)
 
 
 def _record_to_pb(record: Record) -> index_pb2.Vector:

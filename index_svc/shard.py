@@ -1,23 +1,26 @@
-"""A shard: the partitions one process serves, with per-record validation and durable writes."""
+"""A shard: the partitions one process is assigned, a projection of the record's feed.
+
+The shard holds no truth of its own. It is built from a scan of the record (or restored from
+its own checked snapshot) and kept current by applying the feed in order; `seq` is the feed
+position its partitions reflect. Partitions are named by their taxonomy node's id, so a
+rename changes nothing here, and one model version is served (vectors of others are ignored).
+"""
 
 import dataclasses
 import heapq
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import attrgetter
-from pathlib import Path
 
 import numpy as np
 
-from common import paths
-from common.errors import FailedPrecondition, InvalidArgument, ItemFailure, VisualSearchError
-from index_svc import wal
-from index_svc.backend import backend_class
+from common.errors import InvalidArgument
+from common.feed import DELETE, Change, ItemState
 from index_svc.partition import Partition
 from index_svc.record import Record
 from index_svc.rwlock import RWLock
-from index_svc.store import Store
+from index_svc.snapshots import Loaded
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +34,6 @@ class Neighbor:
 
 
 @dataclasses.dataclass(frozen=True)
-class UpsertResult:
-    upserted: int
-    failures: list[ItemFailure]
-
-
-@dataclasses.dataclass(frozen=True)
 class PartitionStats:
     name: str
     count: int
@@ -44,91 +41,91 @@ class PartitionStats:
     model_version: str
 
 
-class Shard:
-    """Partitions by name, safe to call from many threads.
+# What a batch of changes leaves an item as: gone (None), or in a partition with a vector
+# (None where the changes only moved it and the vector must come from where it is held).
+_Final = tuple[ItemState, np.ndarray | None] | None
 
-    A partition is created by its first vector, which fixes its dimension and model
-    version. Writes are logged (fsynced) before they are applied and acknowledged.
+
+class Shard:
+    """Partitions by node id, safe to call from many threads: searches side by side, the
+    feed's batches one at a time.
+
+    Args:
+        kind: backend of the partitions (index_svc.backend.KINDS).
+        owns: whether this shard is assigned a partition (by name).
+        model_version: the version served; "" takes the first one seen.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        partitions: Iterable[Partition],
-        kind: str,
-        snapshot_every: int,
-        snapshot_bytes: int,
-    ) -> None:
-        self._store = store
-        self._partitions = {partition.name: partition for partition in partitions}
-        self._where = {
-            item_id: partition.name
-            for partition in self._partitions.values()
-            for item_id in partition.item_ids()
-        }
+    def __init__(self, kind: str, owns: Callable[[str], bool], model_version: str = "") -> None:
         self._kind = kind
-        self._snapshot_every = snapshot_every
-        self._snapshot_bytes = snapshot_bytes
+        self.owns = owns
+        self._partitions: dict[str, Partition] = {}
+        self._where: dict[str, str] = {}
+        self.seq = 0
+        self.model_version = model_version
         self._lock = RWLock()
-
-    @classmethod
-    def open(
-        cls,
-        directory: Path,
-        kind: str = "flat",
-        snapshot_every: int = 10_000,
-        snapshot_bytes: int = 256_000_000,
-    ) -> "Shard":
-        """Loads a shard directory: its last snapshot, then the writes logged since.
-
-        Args:
-            directory: the shard's own directory, created if absent.
-            kind: backend of the partitions created from now on (index_svc.backend.KINDS).
-            snapshot_every: logged writes after which a snapshot is written.
-            snapshot_bytes: log size after which a snapshot is written.
-
-        Raises:
-            InvalidArgument: the backend kind is unknown.
-            FailedPrecondition: another process holds the directory.
-        """
-        backend_class(kind)
-        store, partitions, entries = Store.open(directory)
-        shard = cls(store, partitions, kind, snapshot_every, snapshot_bytes)
-        for entry in entries:
-            if isinstance(entry, wal.Delete):
-                shard._apply_delete(entry.item_ids)
-            else:
-                shard._apply_upsert(entry)
-        return shard
 
     @property
     def count(self) -> int:
         """Vectors held, over all partitions."""
         return len(self._where)
 
-    def upsert(self, records: Sequence[Record]) -> UpsertResult:
-        """Adds or replaces vectors by item id; an item moving partition leaves the old one.
+    def restore(self, loaded: Loaded) -> None:
+        """Takes the partitions of a snapshot (those this shard is still assigned)."""
+        with self._lock.write():
+            kept = [p for p in loaded.partitions if self.owns(p.name)]
+            self._set(kept, loaded.seq, loaded.model_version)
 
-        A record that fails validation fails alone, reported in `failures`; the others are
-        logged durably, then applied. Of two records with one id, the later one wins.
+    def reset(self, seq: int, model_version: str, items: Sequence[ItemState]) -> None:
+        """Replaces every partition with those built from a scan at feed position `seq`."""
+        built: dict[str, Partition] = {}
+        groups: dict[str, list[ItemState]] = defaultdict(list)
+        for item in items:
+            if self.owns(str(item.partition_id)):
+                groups[str(item.partition_id)].append(item)
+        for name, group in groups.items():
+            vectors = np.stack([_floats(item.vector) for item in group])
+            partition = Partition(name, model_version, vectors.shape[1], self._kind)
+            partition.upsert([i.item_id for i in group], vectors, [i.leaf for i in group])
+            built[name] = partition
+        with self._lock.write():
+            self._set(list(built.values()), seq, model_version)
+
+    def apply(self, changes: Sequence[Change], fetched: Sequence[ItemState] = ()) -> list[str]:
+        """Applies feed entries in order, all at once, and moves `seq` to the last one's.
+
+        An item moved into a partition held here from one held elsewhere comes without its
+        vector; the vectors of such items are taken from `fetched` (their current state, read
+        from the record after these changes).
+
+        Returns:
+            [] once applied; else the ids whose vectors are missing from `fetched`, and nothing
+            was changed: fetch them from the record and apply again with them.
         """
+        final: dict[str, _Final] = {}
+        for change in changes:
+            if change.kind == DELETE:
+                final[change.item_id] = None
+                continue
+            placed = [change.item] if change.item is not None else list(change.placements)
+            for item in placed:
+                earlier = final.get(item.item_id)
+                vector = self._usable(item)
+                if vector is None and earlier is not None:
+                    vector = earlier[1]  # moved again in this batch: keep the vector it brought
+                final[item.item_id] = (item, vector)
+        for item in fetched:
+            state = final.get(item.item_id)
+            if state is not None and state[1] is None:
+                final[item.item_id] = (state[0], self._usable(item))
         with self._lock.write():
-            accepted, failures = self._validate(records)
-            if accepted:
-                self._store.log_upsert(accepted)
-                self._apply_upsert(accepted)
-                self._checkpoint_if_due()
-        return UpsertResult(len(accepted), failures)
-
-    def delete(self, item_ids: Iterable[str]) -> int:
-        """Removes items by id; returns how many were held."""
-        with self._lock.write():
-            present = [item_id for item_id in dict.fromkeys(item_ids) if item_id in self._where]
-            if present:
-                self._store.log_delete(present)
-                self._apply_delete(present)
-                self._checkpoint_if_due()
-        return len(present)
+            leaving, arriving, wanted = self._plan(final)
+            if wanted:
+                return wanted
+            self._move(leaving, arriving)
+            if changes:
+                self.seq = max(self.seq, changes[-1].seq)
+        return []
 
     def search(
         self,
@@ -184,115 +181,87 @@ class Shard:
                 for p in sorted(self._partitions.values(), key=attrgetter("name"))
             ]
 
-    def close(self) -> None:
-        """Writes a snapshot if anything was logged since the last one; releases the directory."""
-        with self._lock.write():
-            if self._store.closed:
-                return
-            if self._store.log_records:
-                self._store.checkpoint(self._partitions.values())
-            self._store.close()
+    def snapshot(self, write: Callable[[int, str, list[Partition]], object]) -> None:
+        """Calls `write(seq, model_version, partitions)` while no batch is being applied."""
+        with self._lock.read():
+            write(self.seq, self.model_version, list(self._partitions.values()))
 
-    def _validate(self, records: Sequence[Record]) -> tuple[list[Record], list[ItemFailure]]:
-        shapes = {name: (p.dim, p.model_version) for name, p in self._partitions.items()}
-        accepted, failures = [], []
-        for index, record in enumerate(records):
-            try:
-                _check(record, shapes.get(record.partition))
-            except VisualSearchError as error:
-                failures.append(ItemFailure(index, record.item_id, error.code, str(error)))
+    def _set(self, partitions: list[Partition], seq: int, model_version: str) -> None:
+        self._partitions = {p.name: p for p in partitions}
+        self._where = {item_id: p.name for p in partitions for item_id in p.item_ids()}
+        self.seq, self.model_version = seq, model_version or self.model_version
+
+    def _usable(self, item: ItemState) -> np.ndarray | None:
+        """The item's vector if it is of the version served (the first version seen is)."""
+        if not item.vector:
+            return None
+        if not self.model_version:
+            self.model_version = item.model_version
+            log.info("serving model version %s", item.model_version)
+        return _floats(item.vector) if item.model_version == self.model_version else None
+
+    def _plan(
+        self, final: dict[str, _Final]
+    ) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, str, np.ndarray]]], list[str]]:
+        """What brings each item to its final state: the ids leaving each partition, the rows
+        arriving in each, and the ids whose vectors are missing."""
+        leaving: dict[str, list[str]] = defaultdict(list)
+        arriving: dict[str, list[tuple[str, str, np.ndarray]]] = defaultdict(list)
+        wanted: list[str] = []
+        for item_id, state in final.items():
+            held = self._where.get(item_id)
+            name = str(state[0].partition_id) if state is not None else ""
+            if state is None or not self.owns(name):
+                if held is not None:
+                    leaving[held].append(item_id)
                 continue
-            shapes.setdefault(record.partition, (record.vector.shape[0], record.model_version))
-            accepted.append(record)
-        return accepted, failures
+            item, vector = state
+            if vector is None and held is not None:
+                vector = self._partitions[held].fetch(item_id)[0]
+            if vector is None:
+                wanted.append(item_id)
+                continue
+            if held is not None and held != name:
+                leaving[held].append(item_id)
+            arriving[name].append((item_id, item.leaf, vector))
+        return leaving, arriving, wanted
 
-    def _apply_upsert(self, records: Sequence[Record]) -> None:
-        latest = {record.item_id: record for record in records}
-        self._leave_old_partitions(latest.values())
-        groups: dict[str, list[Record]] = defaultdict(list)
-        for record in latest.values():
-            groups[record.partition].append(record)
-        for name, group in groups.items():
-            partition = self._partitions.get(name) or self._create(group[0])
-            partition.upsert(
-                [record.item_id for record in group],
-                np.stack([record.vector for record in group]),
-                [record.leaf for record in group],
-            )
-            self._where.update((record.item_id, name) for record in group)
-
-    def _leave_old_partitions(self, records: Iterable[Record]) -> None:
-        moving: dict[str, list[str]] = defaultdict(list)
-        for record in records:
-            old = self._where.get(record.item_id)
-            if old is not None and old != record.partition:
-                moving[old].append(record.item_id)
-        for name, item_ids in moving.items():
+    def _move(
+        self,
+        leaving: dict[str, list[str]],
+        arriving: dict[str, list[tuple[str, str, np.ndarray]]],
+    ) -> None:
+        for name, item_ids in leaving.items():
             self._partitions[name].delete(item_ids)
+            for item_id in item_ids:
+                self._where.pop(item_id, None)
+        for name, rows in arriving.items():
+            self._add(name, rows)
 
-    def _create(self, first: Record) -> Partition:
-        partition = Partition(
-            first.partition, first.model_version, first.vector.shape[0], self._kind
-        )
-        self._partitions[partition.name] = partition
-        log.info(
-            "partition %s created: dim %d, model %s",
-            partition.name,
-            partition.dim,
-            partition.model_version,
-        )
-        return partition
-
-    def _apply_delete(self, item_ids: Iterable[str]) -> None:
-        groups: dict[str, list[str]] = defaultdict(list)
-        for item_id in item_ids:
-            name = self._where.pop(item_id, None)
-            if name is not None:
-                groups[name].append(item_id)
-        for name, group in groups.items():
-            self._partitions[name].delete(group)
-
-    def _checkpoint_if_due(self) -> None:
-        store = self._store
-        if store.log_records < self._snapshot_every and store.log_bytes < self._snapshot_bytes:
-            return
-        try:
-            store.checkpoint(self._partitions.values())
-        except OSError:
-            # the write that got here is logged and applied: acknowledge it all the same
-            log.exception("snapshot of %s failed; the log still holds every write", store.directory)
+    def _add(self, name: str, rows: list[tuple[str, str, np.ndarray]]) -> None:
+        partition = self._partitions.get(name)
+        dim = rows[0][2].shape[0]
+        if partition is None:
+            partition = self._partitions[name] = Partition(
+                name, self.model_version, dim, self._kind
+            )
+            log.info("partition %s created: dim %d, model %s", name, dim, self.model_version)
+        fits = [row for row in rows if row[2].shape[0] == partition.dim]
+        if len(fits) < len(rows):
+            log.error(
+                "partition %s: %d vectors of another width than %d left out",
+                name,
+                len(rows) - len(fits),
+                partition.dim,
+            )
+        if fits:
+            partition.upsert(
+                [item_id for item_id, _, _ in fits],
+                np.stack([vector for _, _, vector in fits]),
+                [leaf for _, leaf, _ in fits],
+            )
+            self._where.update((item_id, name) for item_id, _, _ in fits)
 
 
-def _check(record: Record, held: tuple[int, str] | None) -> None:
-    """Refuses a record with a clear message; `held` is its partition's (dim, model version)."""
-    if not record.item_id:
-        raise InvalidArgument("item_id is empty")
-    _check_path("partition", record.partition)
-    _check_path("leaf", record.leaf)
-    vector = record.vector
-    if vector.dtype != np.float32 or vector.ndim != 1 or not vector.size:
-        raise InvalidArgument(
-            f"vector of {vector.nbytes} bytes ({vector.dtype}, shape {vector.shape}) "
-            "is not a float32 vector"
-        )
-    if not np.isfinite(vector).all():
-        raise InvalidArgument("vector holds NaN or infinity")
-    if held is None:
-        return
-    dim, model_version = held
-    if vector.shape[0] != dim:
-        raise InvalidArgument(
-            f"vector has dimension {vector.shape[0]}, partition {record.partition!r} holds {dim}"
-        )
-    if record.model_version != model_version:
-        raise FailedPrecondition(
-            f"model version {record.model_version!r} differs from {model_version!r} "
-            f"of partition {record.partition!r}"
-        )
-
-
-def _check_path(field: str, path: str) -> None:
-    try:
-        paths.split(path)
-    except InvalidArgument as error:
-        raise InvalidArgument(f"{field}: {error}") from None
+def _floats(vector: bytes) -> np.ndarray:
+    return np.frombuffer(vector, dtype="<f4").astype(np.float32)

@@ -16,8 +16,10 @@ def ingest_catalog(
     batch: int = 64,
     workers: int = 3,
     timeout_s: float = 120.0,
+    wait_visible: bool = True,
 ) -> tuple[int, list[common_pb2.ItemError]]:
-    """Ingests `items` (the whole catalog by default), the catalog's leaf given as the seller's.
+    """Ingests `items` (the whole catalog by default), the catalog's leaf given as the seller's;
+    with `wait_visible`, each batch returns once the shards can find it.
 
     Returns:
         How many items landed, and the errors of those that did not.
@@ -26,7 +28,9 @@ def ingest_catalog(
     batches = [items[start : start + batch] for start in range(0, len(items), batch)]
 
     def send(chunk: Sequence[CatalogItem]) -> gateway_pb2.IngestResponse:
-        request = gateway_pb2.IngestRequest(items=[_ingest_item(catalog, item) for item in chunk])
+        request = gateway_pb2.IngestRequest(
+            items=[_ingest_item(catalog, item) for item in chunk], wait_visible=wait_visible
+        )
         response: gateway_pb2.IngestResponse = stub.Ingest(request, timeout=timeout_s)
         return response
 

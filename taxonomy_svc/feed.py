@@ -10,42 +10,14 @@ lies.
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from common.feed import DELETE, EDIT, UPSERT, Change, ItemState
 from taxonomy_svc.db import FeedHeadRow, FeedRow, ItemRow, ModelVersionRow, VectorRow
 from taxonomy_svc.items import chunks
-
-UPSERT, DELETE, EDIT = "upsert", "delete", "edit"
-
-
-@dataclass(frozen=True, slots=True)
-class ItemState:
-    """An item's place in the tree, and its vector where a change carries one."""
-
-    item_id: str
-    leaf_id: int
-    leaf: str  # the leaf's path when the change committed
-    partition_id: int
-    model_version: str = ""
-    vector: bytes = b""  # little-endian float32; empty: the change moved the item only
-    colour: str = ""
-    usage: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One entry of the feed."""
-
-    seq: int
-    kind: str  # UPSERT, DELETE or EDIT
-    item: ItemState | None = None  # UPSERT
-    item_id: str = ""  # UPSERT, DELETE
-    version: int = 0  # EDIT: the tree version the edit made
-    placements: tuple[ItemState, ...] = ()  # EDIT: every item placed elsewhere
 
 
 def upsert_row(item: ItemState) -> dict[str, Any]:

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import numpy as np
 import sqlalchemy
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from common import paths
+from common import paths, vectors
 from common.errors import InvalidArgument, ItemFailure, NotFound, VisualSearchError
 from taxonomy_svc.db import LEAF_SOURCES, ItemRow, SuggestionRow, VectorRow
 from taxonomy_svc.tree import Tree
@@ -157,17 +156,12 @@ def check_vector(item_id: str, vector: bytes, model_version: str, dims: dict[str
         return
     if not model_version:
         raise InvalidArgument(f"item {item_id!r}: a vector needs its model_version")
-    if len(vector) % 4:
-        raise InvalidArgument(f"item {item_id!r}: {len(vector)} vector bytes are not float32s")
-    floats = np.frombuffer(vector, dtype="<f4")
-    if not np.isfinite(floats).all():
-        raise InvalidArgument(f"item {item_id!r}: the vector holds NaN or infinity")
-    width = dims.get(model_version, floats.size)
-    if floats.size != width:
+    try:
+        vectors.from_bytes(vector, dims.get(model_version))
+    except InvalidArgument as error:
         raise InvalidArgument(
-            f"item {item_id!r}: vector of {floats.size} floats; model version "
-            f"{model_version!r} has {width}"
-        )
+            f"item {item_id!r} of model version {model_version!r}: {error}"
+        ) from None
 
 
 def _predicted(tree: Tree, item: Incoming) -> list[tuple[int, float]]:

@@ -37,6 +37,7 @@ class Applied:
     kind: str
     summary: str
     effect: dict[str, Any]  # as the audit log keeps it (see effects.describe)
+    seq: int = 0  # the feed position of the commit (0: not committed)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Record:
             version, self.seq = self._commit(op, plan, effect, base_version, actor, comment)
             self.tree, self.version = plan.tree, version
             self._leaf_of.update((move.item_id, move.target) for move in plan.moves)
-            return Applied(version, True, plan.kind, plan.summary, effect)
+            return Applied(version, True, plan.kind, plan.summary, effect, self.seq)
 
     def history(self, after: int = 0, limit: int = 0) -> list[Entry]:
         """The audit log's entries after version `after`, oldest first."""

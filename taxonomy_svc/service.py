@@ -10,7 +10,7 @@ import grpc
 from common.auth import current_caller, method_roles
 from common.config import TaxonomyConfig
 from common.errors import InvalidArgument
-from common.wire import item_error_pb
+from common.wire import item_error_pb, item_state_pb
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2, taxonomy_pb2_grpc
 from taxonomy_svc import feed, formats, ops
 from taxonomy_svc.diff import compare
@@ -98,6 +98,10 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
             seq=seq,
             nodes=[_node_pb(tree, node_id, counts) for node_id in ids],
             related=[_related_pb(tree, a, b) for a, b in sorted(tree.related)],
+            former=[
+                taxonomy_pb2.NodeRef(id=node, path=path)
+                for path, node in sorted(tree.old_paths().items())
+            ],
         )
 
     async def Ancestors(
@@ -278,7 +282,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
             yield taxonomy_pb2.ScanChunk(
                 seq=scanned.seq,
                 model_version=scanned.model_version,
-                items=[_state_of_item_pb(item) for item in chunk],
+                items=[item_state_pb(item) for item in chunk],
             )
 
 
@@ -427,6 +431,7 @@ def _edit_response(applied: Applied) -> taxonomy_pb2.EditResponse:
         applied=applied.applied,
         effect=_effect_pb(applied.effect),
         summary=applied.summary,
+        seq=applied.seq,
     )
 
 
@@ -444,29 +449,16 @@ def _entry_pb(entry: Entry) -> taxonomy_pb2.HistoryEntry:
     )
 
 
-def _state_of_item_pb(item: feed.ItemState) -> taxonomy_pb2.ItemState:
-    return taxonomy_pb2.ItemState(
-        item_id=item.item_id,
-        leaf_id=item.leaf_id,
-        leaf=item.leaf,
-        partition_id=item.partition_id,
-        model_version=item.model_version,
-        vector=item.vector,
-        colour=item.colour,
-        usage=item.usage,
-    )
-
-
 def _feed_pb(change: feed.Change, entries: dict[int, Entry]) -> taxonomy_pb2.Change:
     if change.kind == feed.DELETE:
         return taxonomy_pb2.Change(seq=change.seq, item_deleted=change.item_id)
     if change.kind == feed.UPSERT:
         assert change.item is not None
-        return taxonomy_pb2.Change(seq=change.seq, item_upserted=_state_of_item_pb(change.item))
+        return taxonomy_pb2.Change(seq=change.seq, item_upserted=item_state_pb(change.item))
     return taxonomy_pb2.Change(
         seq=change.seq,
         tree_edit=_entry_pb(entries[change.version]),
-        placements=[_state_of_item_pb(item) for item in change.placements],
+        placements=[item_state_pb(item) for item in change.placements],
     )
 
 

@@ -186,6 +186,17 @@ class Tree:
             return self.resolve(self.former[path])
         raise NotFound(f"the taxonomy has no node {path!r}")
 
+    def old_paths(self) -> dict[str, int]:
+        """Every path no active node has now, with the active node it resolves to (if any)."""
+        found: dict[str, int] = {}
+        for path in [*self._archived_paths, *self.former]:
+            if path not in self._by_path:
+                try:
+                    found[path] = self.resolve_path(path)
+                except NotFound:
+                    continue
+        return {path: node for path, node in found.items() if self.is_active(node)}
+
     def moved_paths(self, new: "Tree", node_ids: Iterable[int]) -> dict[str, int]:
         """The paths in this tree of the given nodes and everything beneath them that `new`
         puts elsewhere: what a rename or move leaves behind as former paths."""

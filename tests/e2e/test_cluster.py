@@ -24,8 +24,10 @@ from tests.e2e.conftest import Running
 pytestmark = pytest.mark.slow
 
 
-def _search(running: Running, image: bytes, k: int = 10) -> gateway_pb2.SearchResponse:
-    request = gateway_pb2.SearchByImageRequest(image=image, k=k)
+def _search(
+    running: Running, image: bytes, k: int = 10, min_seq: int = 0
+) -> gateway_pb2.SearchResponse:
+    request = gateway_pb2.SearchByImageRequest(image=image, k=k, min_seq=min_seq)
     response: gateway_pb2.SearchResponse = running.stub.SearchByImage(request, timeout=10)
     return response
 
@@ -86,7 +88,8 @@ def test_a_deleted_item_stops_appearing_and_comes_back_when_ingested(running: Ru
         gateway_pb2.DeleteProductsRequest(ids=[item.id]), timeout=10
     )
     assert deleted.deleted == 1
-    assert item.id not in [r.item_id for r in _search(running, image, k=50).results]
+    seen = _search(running, image, k=50, min_seq=deleted.seq).results
+    assert item.id not in [r.item_id for r in seen]
     with pytest.raises(grpc.RpcError) as raised:
         running.stub.SimilarProducts(
             gateway_pb2.SimilarProductsRequest(product_id=item.id), timeout=10
@@ -96,12 +99,12 @@ def test_a_deleted_item_stops_appearing_and_comes_back_when_ingested(running: Ru
     again = gateway_pb2.IngestItem(id=item.id, image=image, leaf=item.leaf, title=item.title)
     response = running.stub.Ingest(gateway_pb2.IngestRequest(items=[again]), timeout=30)
     assert (response.ingested, list(response.errors)) == (1, [])
-    assert _search(running, image).results[0].item_id == item.id
+    assert _search(running, image, min_seq=response.seq).results[0].item_id == item.id
 
 
 def _ingest(running: Running, item_id: str, image: bytes, leaf: str) -> None:
     request = gateway_pb2.IngestRequest(
-        items=[gateway_pb2.IngestItem(id=item_id, image=image, leaf=leaf)]
+        items=[gateway_pb2.IngestItem(id=item_id, image=image, leaf=leaf)], wait_visible=True
     )
     response = running.stub.Ingest(request, timeout=30)
     assert (response.ingested, list(response.errors)) == (1, [])
@@ -112,16 +115,12 @@ def _ids_within(running: Running, image: bytes, category: str) -> list[str]:
     return [r.item_id for r in running.stub.SearchByImage(request, timeout=10).results]
 
 
-def test_an_item_given_a_leaf_on_another_shard_moves_there(running: Running) -> None:
-    level, shards = running.config.partition_level, running.config.shard_addresses
+def test_an_item_given_a_leaf_in_another_partition_moves_there(running: Running) -> None:
+    level = running.config.partition_level
     item = running.catalog.items[20]
     image = running.catalog.image_bytes(item.id)
     old = partition_of(item.leaf, level)
-    new_leaf = next(
-        leaf
-        for leaf in running.catalog.leaves()
-        if shard_of(partition_of(leaf, level), shards) != shard_of(old, shards)
-    )
+    new_leaf = next(leaf for leaf in running.catalog.leaves() if partition_of(leaf, level) != old)
     _ingest(running, item.id, image, new_leaf)
     assert item.id not in _ids_within(running, image, old)
     assert _ids_within(running, image, partition_of(new_leaf, level))[0] == item.id
@@ -193,12 +192,22 @@ def _taxonomy(running: Running) -> Iterator[taxonomy_pb2_grpc.TaxonomyStub]:
         yield taxonomy_pb2_grpc.TaxonomyStub(channel)
 
 
-def _rename(taxonomy: taxonomy_pb2_grpc.TaxonomyStub, path: str, name: str) -> None:
+def _edit(taxonomy: taxonomy_pb2_grpc.TaxonomyStub, op: taxonomy_pb2.EditOp) -> int:
+    """Applies an edit; returns the feed position of its commit."""
     version = taxonomy.GetTree(taxonomy_pb2.GetTreeRequest(), timeout=10).version
-    op = taxonomy_pb2.EditOp(
-        rename=taxonomy_pb2.Rename(node=taxonomy_pb2.NodeRef(path=path), name=name)
-    )
-    taxonomy.Edit(taxonomy_pb2.EditRequest(base_version=version, op=op), timeout=10)
+    request = taxonomy_pb2.EditRequest(base_version=version, op=op)
+    response: taxonomy_pb2.EditResponse = taxonomy.Edit(request, timeout=10)
+    return response.seq
+
+
+def _rename(taxonomy: taxonomy_pb2_grpc.TaxonomyStub, path: str, name: str) -> int:
+    ref = taxonomy_pb2.NodeRef(path=path)
+    return _edit(taxonomy, taxonomy_pb2.EditOp(rename=taxonomy_pb2.Rename(node=ref, name=name)))
+
+
+def _move(taxonomy: taxonomy_pb2_grpc.TaxonomyStub, path: str, parent: str) -> int:
+    node, to = taxonomy_pb2.NodeRef(path=path), taxonomy_pb2.NodeRef(path=parent)
+    return _edit(taxonomy, taxonomy_pb2.EditOp(move=taxonomy_pb2.Move(node=node, parent=to)))
 
 
 def test_search_follows_a_taxonomy_edit_without_a_restart(running: Running) -> None:
@@ -219,29 +228,54 @@ def test_search_follows_a_taxonomy_edit_without_a_restart(running: Running) -> N
 
 
 def test_search_finds_an_item_whose_partition_an_edit_renamed(running: Running) -> None:
-    """Its vector stays in the partition it was indexed in until shards follow the edits."""
+    """Partitions are named by node id: a rename moves nothing, and old paths resolve."""
     config = running.config
     item = running.catalog.items[30]
     partition = partition_of(item.leaf, config.partition_level)
     parent, name = partition.rsplit("/", 1)
-    renamed = next(
-        f"{name} {n}"
-        for n in range(1, 100)
-        if shard_of(f"{parent}/{name} {n}", config.shard_addresses)
-        != shard_of(partition, config.shard_addresses)
-    )
     with _taxonomy(running) as taxonomy:
-        _rename(taxonomy, partition, renamed)
+        seq = _rename(taxonomy, partition, f"{name} renamed")
         try:
-            request = gateway_pb2.SimilarProductsRequest(product_id=item.id, k=5)
+            request = gateway_pb2.SimilarProductsRequest(product_id=item.id, k=5, min_seq=seq)
             response = running.stub.SimilarProducts(request, timeout=10)
             assert len(response.results) == 5
             assert all(r.item_id != item.id for r in response.results)
             # The model predicts the old path; it resolves, and results carry the new one.
             top = _search(running, running.catalog.image_bytes(item.id)).results[0]
-            assert (top.item_id, top.leaf.startswith(f"{parent}/{renamed}/")) == (item.id, True)
+            prefix = f"{parent}/{name} renamed/"
+            assert (top.item_id, top.leaf.startswith(prefix)) == (item.id, True)
         finally:
-            _rename(taxonomy, f"{parent}/{renamed}", name)
+            _rename(taxonomy, f"{parent}/{name} renamed", name)
+
+
+def test_a_leaf_moved_to_another_partition_takes_its_vectors_along(running: Running) -> None:
+    """The shards follow the edit on the feed: no restart, no re-ingest."""
+    level = running.config.partition_level
+    item = running.catalog.items[11]
+    image = running.catalog.image_bytes(item.id)
+    old_parent, name = item.leaf.rsplit("/", 1)
+    new_parent = next(
+        partition_of(leaf, level)
+        for leaf in running.catalog.leaves()
+        if partition_of(leaf, level) != partition_of(item.leaf, level)
+        and not leaf.endswith(f"/{name}")
+    )
+    with _taxonomy(running) as taxonomy:
+        seq = _move(taxonomy, item.leaf, new_parent)
+        try:
+            request = gateway_pb2.SearchByImageRequest(
+                image=image, k=10, categories=[new_parent], min_seq=seq
+            )
+            moved = running.stub.SearchByImage(request, timeout=10)
+            assert moved.results[0].item_id == item.id
+            assert moved.results[0].leaf == f"{new_parent}/{name}"
+            request = gateway_pb2.SearchByImageRequest(
+                image=image, k=50, categories=[partition_of(item.leaf, level)], min_seq=seq
+            )
+            left = running.stub.SearchByImage(request, timeout=10)
+            assert item.id not in [r.item_id for r in left.results]
+        finally:
+            _move(taxonomy, f"{new_parent}/{name}", old_parent)
 
 
 def test_with_a_shard_killed_the_answer_is_partial_and_in_time(running: Running) -> None:
@@ -249,7 +283,11 @@ def test_with_a_shard_killed_the_answer_is_partial_and_in_time(running: Running)
     config = running.config
     item = running.catalog.items[3]
     image = running.catalog.image_bytes(item.id)
-    shard = shard_of(partition_of(item.leaf, config.partition_level), config.shard_addresses)
+    with _taxonomy(running) as taxonomy:
+        tree = taxonomy.GetTree(taxonomy_pb2.GetTreeRequest(), timeout=10)
+    partition = partition_of(item.leaf, config.partition_level)
+    (node,) = [node.id for node in tree.nodes if node.path == partition]
+    shard = shard_of(str(node), config.shard_addresses)
     name = f"shard-{config.shard_addresses.index(shard)}"
     pids = json.loads((Path(config.run_dir) / cluster.PID_FILE).read_text())
     os.kill(pids[name], signal.SIGKILL)

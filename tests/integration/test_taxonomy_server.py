@@ -344,7 +344,10 @@ def test_watch_streams_every_committed_edit_and_resumes(
         edit(stub, taxonomy_pb2.EditOp(add=taxonomy_pb2.AddNode(name=name)))
     reader.join(timeout=TIMEOUT)
     stream.cancel()
-    assert [(c.seq, c.tree_edit.summary) for c in seen] == [(head + 1, "add A"), (head + 2, "add B")]
+    assert [(c.seq, c.tree_edit.summary) for c in seen] == [
+        (head + 1, "add A"),
+        (head + 2, "add B"),
+    ]
     resumed = stub.Watch(taxonomy_pb2.WatchRequest(from_seq=head + 1), metadata=bearer(READER))
     first = next(resumed)
     resumed.cancel()

@@ -74,16 +74,18 @@ class GetTreeRequest(_message.Message):
     def __init__(self, version: _Optional[int] = ..., include_archived: _Optional[bool] = ..., with_counts: _Optional[bool] = ..., version_only: _Optional[bool] = ...) -> None: ...
 
 class Tree(_message.Message):
-    __slots__ = ("version", "seq", "nodes", "related")
+    __slots__ = ("version", "seq", "former", "nodes", "related")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    FORMER_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     RELATED_FIELD_NUMBER: _ClassVar[int]
     version: int
     seq: int
+    former: _containers.RepeatedCompositeFieldContainer[NodeRef]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
     related: _containers.RepeatedCompositeFieldContainer[Related]
-    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., former: _Optional[_Iterable[_Union[NodeRef, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
 
 class AncestorsRequest(_message.Message):
     __slots__ = ("path",)
@@ -426,16 +428,18 @@ class Effect(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeChange, _Mapping]]] = ..., items_moved: _Optional[int] = ..., item_moves: _Optional[_Iterable[_Union[ItemMove, _Mapping]]] = ..., partitions: _Optional[_Iterable[str]] = ..., related_added: _Optional[_Iterable[_Union[Related, _Mapping]]] = ..., related_removed: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
 
 class EditResponse(_message.Message):
-    __slots__ = ("version", "applied", "effect", "summary")
+    __slots__ = ("version", "applied", "effect", "summary", "seq")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     EFFECT_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     version: int
     applied: bool
     effect: Effect
     summary: str
-    def __init__(self, version: _Optional[int] = ..., applied: _Optional[bool] = ..., effect: _Optional[_Union[Effect, _Mapping]] = ..., summary: _Optional[str] = ...) -> None: ...
+    seq: int
+    def __init__(self, version: _Optional[int] = ..., applied: _Optional[bool] = ..., effect: _Optional[_Union[Effect, _Mapping]] = ..., summary: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
     __slots__ = ("version", "actor", "at", "kind", "op_json", "summary", "effect", "reverts", "comment")

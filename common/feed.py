@@ -1,0 +1,36 @@
+"""The feed's vocabulary, shared by the record that writes it and the shards that follow it.
+
+The feed is the record's one ordered, gap-free sequence of changes to the catalog: an item
+upserted (its place, attributes and, where the write carried one, its vector), an item
+deleted, the tree edited (with every item the edit placed elsewhere).
+"""
+
+from dataclasses import dataclass
+
+UPSERT, DELETE, EDIT = "upsert", "delete", "edit"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    """An item's place in the tree, and its vector where a change carries one."""
+
+    item_id: str
+    leaf_id: int
+    leaf: str  # the leaf's path when the change committed
+    partition_id: int
+    model_version: str = ""
+    vector: bytes = b""  # little-endian float32; empty: the change moved the item only
+    colour: str = ""
+    usage: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the feed."""
+
+    seq: int
+    kind: str  # UPSERT, DELETE or EDIT
+    item: ItemState | None = None  # UPSERT
+    item_id: str = ""  # UPSERT, DELETE
+    version: int = 0  # EDIT: the tree version the edit made
+    placements: tuple[ItemState, ...] = ()  # EDIT: every item placed elsewhere

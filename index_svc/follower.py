@@ -1,0 +1,205 @@
+"""Keeps a shard a projection of the record: build from a scan, then follow the feed.
+
+At start the shard takes its newest snapshot that passes its checks (else nothing), asks the
+feed for what came after it, and rebuilds from a scan when there is no snapshot or the feed
+no longer keeps that position. While following it applies the feed in batches, fetches from
+the record the vectors of items moved into its partitions from elsewhere, snapshots every
+`snapshot_every` entries, and wakes callers waiting to see a position (`wait_for`).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import grpc
+
+from common import wire
+from common.clients import call, channel, errors_for
+from common.errors import Unavailable, VisualSearchError
+from common.feed import DELETE, Change, ItemState
+from index_svc.shard import Shard
+from index_svc.snapshots import Snapshots
+from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0  # wait before following again after the taxonomy failed
+CALL_S = 30.0  # deadline of one GetTree while building
+BATCH = 2000  # feed entries applied at once
+_REBUILD = object()  # put on the queue when the feed says: rebuild from a scan
+
+
+class Follower:
+    """The loop that keeps one shard current; `run` until cancelled."""
+
+    def __init__(
+        self,
+        shard: Shard,
+        snapshots: Snapshots,
+        taxonomy: str,
+        token: str,
+        partition_level: int,
+        snapshot_every: int,
+    ) -> None:
+        self.shard = shard
+        self._snapshots = snapshots
+        self._channel = channel(taxonomy, token)
+        self._stub = taxonomy_pb2_grpc.TaxonomyStub(self._channel)
+        self._level = partition_level
+        self._snapshot_every = snapshot_every
+        self._since_snapshot = 0
+        self._advanced = asyncio.Condition()
+        self.ready = False  # built (or restored) and following: may answer searches
+
+    async def run(self) -> None:
+        """Restores or builds the shard, then follows the feed; retries on failure."""
+        loaded = await asyncio.to_thread(self._snapshots.load)
+        build = loaded is None
+        if loaded is not None:
+            await asyncio.to_thread(self.shard.restore, loaded)
+            log.info(
+                "restored %d vectors at seq %d from a checked snapshot",
+                self.shard.count,
+                loaded.seq,
+            )
+            self.ready = True
+        while True:
+            try:
+                if build:
+                    await self._build()
+                    self.ready = True
+                    build = False
+                await self._follow()
+                build = True  # the feed no longer keeps our position
+            except VisualSearchError as error:
+                log.warning("following the record failed (%s); again in %.0fs", error, RETRY_S)
+                await asyncio.sleep(RETRY_S)
+
+    async def wait_for(self, seq: int, timeout: float | None) -> None:
+        """Returns once the shard is built and has applied the feed up to `seq`; with `seq`
+        0, at once if it is built.
+
+        Raises:
+            Unavailable: not built yet (seq 0), or not there within `timeout`.
+        """
+        if self.ready and self.shard.seq >= seq:
+            return
+        if not seq:
+            raise Unavailable("the shard is building its partitions from the record")
+        try:
+            async with self._advanced:
+                await asyncio.wait_for(
+                    self._advanced.wait_for(lambda: self.ready and self.shard.seq >= seq), timeout
+                )
+        except TimeoutError:
+            raise Unavailable(
+                f"the shard has applied the feed up to {self.shard.seq}, not yet {seq}"
+            ) from None
+
+    async def close(self) -> None:
+        """Writes a last snapshot if anything was applied since the previous one."""
+        if self.ready and self._since_snapshot:
+            await asyncio.to_thread(self.shard.snapshot, self._snapshots.write)
+        await self._channel.close(grace=None)
+
+    async def _build(self) -> None:
+        """Replaces the partitions with a scan of those assigned here, as of one position."""
+        started = time.monotonic()
+        while True:
+            tree = await self._tree()
+            owned = [
+                node.id
+                for node in tree.nodes
+                if (node.depth == self._level or (node.is_leaf and node.depth < self._level))
+                and self.shard.owns(str(node.id))
+            ]
+            scanned, seq, version = await self._scan(owned) if owned else ([], tree.seq, "")
+            if (await self._tree(version_only=True)).version == tree.version:
+                break
+            log.info("the tree changed during the scan; scanning again")
+        await asyncio.to_thread(self.shard.reset, seq, version, scanned)
+        await asyncio.to_thread(self.shard.snapshot, self._snapshots.write)
+        self._since_snapshot = 0
+        log.info(
+            "built %d vectors in %d partitions from the record at seq %d in %.1fs",
+            self.shard.count,
+            len(owned),
+            seq,
+            time.monotonic() - started,
+        )
+        await self._wake()
+
+    async def _follow(self) -> None:
+        """Applies the feed from the shard's position until it says to rebuild."""
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=4 * BATCH)
+        pump = asyncio.create_task(self._pump(queue))
+        try:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < BATCH and not queue.empty():
+                    batch.append(queue.get_nowait())
+                changes = [entry for entry in batch if isinstance(entry, Change)]
+                if changes:
+                    await self._apply(changes)
+                if any(isinstance(entry, BaseException) for entry in batch):
+                    error = next(e for e in batch if isinstance(e, BaseException))
+                    raise error
+                if _REBUILD in batch:
+                    log.warning("the feed no longer keeps seq %d: rebuilding", self.shard.seq)
+                    return
+        finally:
+            pump.cancel()
+
+    async def _pump(self, queue: asyncio.Queue[object]) -> None:
+        request = taxonomy_pb2.WatchRequest(from_seq=self.shard.seq)
+        try:
+            async for message in self._stub.Watch(request):
+                change = wire.change(message)
+                await queue.put(_REBUILD if change is None else change)
+                if change is None:
+                    return
+        except grpc.aio.AioRpcError as error:
+            await queue.put(errors_for(error, "taxonomy"))
+        else:
+            await queue.put(Unavailable("the taxonomy ended the feed"))
+
+    async def _apply(self, changes: Sequence[Change]) -> None:
+        wanted = await asyncio.to_thread(self.shard.apply, changes)
+        if wanted:  # items moved in from elsewhere: their vectors come from the record
+            fetched, _, _ = await self._scan([], wanted)
+            gone = await asyncio.to_thread(self.shard.apply, changes, fetched)
+            if gone:  # deleted from the record since: a later entry of the feed says so
+                log.info("%d items moved here are gone from the record since", len(gone))
+                deletes = [Change(changes[-1].seq, DELETE, item_id=i) for i in gone]
+                await asyncio.to_thread(self.shard.apply, [*changes, *deletes], fetched)
+        self._since_snapshot += len(changes)
+        await self._wake()
+        if self._since_snapshot >= self._snapshot_every:
+            await asyncio.to_thread(self.shard.snapshot, self._snapshots.write)
+            self._since_snapshot = 0
+
+    async def _wake(self) -> None:
+        async with self._advanced:
+            self._advanced.notify_all()
+
+    async def _tree(self, version_only: bool = False) -> taxonomy_pb2.Tree:
+        request = taxonomy_pb2.GetTreeRequest(version_only=version_only)
+        return await call(self._stub.GetTree, request, CALL_S, "taxonomy", wait_for_ready=True)
+
+    async def _scan(
+        self, partitions: Sequence[int], item_ids: Sequence[str] = ()
+    ) -> tuple[list[ItemState], int, str]:
+        """The items (with vectors of the version served) and the position they reflect."""
+        request = taxonomy_pb2.ScanRequest(
+            partitions=partitions, item_ids=item_ids, model_version=self.shard.model_version
+        )
+        items: list[ItemState] = []
+        seq, version = 0, ""
+        try:
+            async for chunk in self._stub.Scan(request):
+                seq, version = chunk.seq, chunk.model_version
+                items.extend(wire.item_state(item) for item in chunk.items)
+        except grpc.aio.AioRpcError as error:
+            raise errors_for(error, "taxonomy") from error
+        return items, seq, version
