@@ -35,9 +35,16 @@ class TreeFollower:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def current(self, timeout: float) -> TreeView:
-        """The followed tree; read directly while the follower has none yet."""
-        return self.view if self.view is not None else await self._cluster.tree(timeout)
+    async def current(self, timeout: float, min_seq: int = 0, fresh: bool = False) -> TreeView:
+        """The followed tree; read directly while the follower has none yet, when it is older
+        than feed position `min_seq`, or when the caller needs a `fresh` read (a path the
+        followed tree does not know may be newer than it)."""
+        view = self.view
+        if view is None or view.seq < min_seq or fresh:
+            view = await self._cluster.tree(timeout)
+            if self.view is None or view.seq > self.view.seq:
+                self.view = view
+        return view
 
     async def _follow(self) -> None:
         while True:

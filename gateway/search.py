@@ -105,8 +105,10 @@ class Gateway:
     ) -> StoredVector | None:
         """The item's vector from a shard holding its partition (the next replica if one
         fails); None if none holds it."""
-        tree = await self._tree.current(deadline.left())
+        tree = await self._tree.current(deadline.left(), min_seq)
         partition = tree.partition_of(leaf)
+        if partition is None:  # an edit the followed tree has not heard of yet
+            partition = (await self._tree.current(deadline.left(), fresh=True)).partition_of(leaf)
         if partition is None:
             return None
         error: VisualSearchError | None = None
@@ -144,7 +146,7 @@ class Gateway:
         deadline: Deadline,
         min_seq: int = 0,
     ) -> SearchResult:
-        tree = await self._tree.current(deadline.left())
+        tree = await self._tree.current(deadline.left(), min_seq)
         partitions = self._route(tree, leaves, categories)
         neighbours, failed = await self._fan_out(query, partitions, exclude, deadline, min_seq)
         believed = _leaves_inside(leaves, categories) if categories else leaves

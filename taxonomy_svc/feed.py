@@ -4,8 +4,8 @@ A writer takes its sequence numbers by bumping the one `feed_head` row inside it
 transaction. That row lock (SQLite's write lock, PostgreSQL's row lock) makes writers take
 turns, so entries are numbered in commit order with no gap, and a reader that sees entry n has
 seen every entry before it. Everything here runs inside the caller's Session; nothing speaks
-gRPC. `DESIGN.md` in this folder says where the line to a log engine (Kafka, NATS JetStream)
-lies.
+gRPC. The README ("The record, the feed and the shards that follow it") says where the line to
+a log engine (Kafka, NATS JetStream) lies.
 """
 
 import json
