@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CATALOG ?=
 EPOCHS ?=
 
-.PHONY: demo test check protos bench bench-taxonomy curate train evaluate clean up down
+.PHONY: demo test check protos bench bench-taxonomy bench-record curate train evaluate clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ bench: $(STAMP)
 
 bench-taxonomy: $(STAMP)
 	$(PY) -m infra.bench_taxonomy
+
+bench-record: $(STAMP)
+	$(PY) -m infra.bench_record
 
 curate: $(STAMP)
 	$(PY) -m infra.curate --catalog $(or $(CATALOG),../shared/datasets/fashion-small)

@@ -201,6 +201,7 @@ class Gateway:
         are asked of their next replica, within the deadline. Returns the neighbours and the
         shards that failed where no replica answered for their partitions."""
         self._turn += 1
+        turn = self._turn  # this call's own: concurrent searches move self._turn on
         pending = [str(partition) for partition in partitions]
         neighbours: list[Neighbour] = []
         failed: list[str] = []
@@ -208,7 +209,7 @@ class Gateway:
         for attempt in range(max(1, self._replicas)):
             if not pending:
                 break
-            groups = by_shard(pending, self._shards, self._replicas, self._turn + attempt)
+            groups = by_shard(pending, self._shards, self._replicas, turn + attempt)
             timeout = deadline.left(SHARD_SHARE)
             answers = await _each(
                 self._cluster.search(shard, query, parts, candidates, exclude, timeout, min_seq)

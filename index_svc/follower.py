@@ -75,6 +75,10 @@ class Follower:
             except VisualSearchError as error:
                 log.warning("following the record failed (%s); again in %.0fs", error, RETRY_S)
                 await asyncio.sleep(RETRY_S)
+            except Exception:  # a bug: say so loudly, rebuild rather than serve a stale shard
+                log.exception("following the record broke; rebuilding in %.0fs", RETRY_S)
+                build = True
+                await asyncio.sleep(RETRY_S)
 
     async def wait_for(self, seq: int, timeout: float | None) -> None:
         """Returns once the shard is built and has applied the feed up to `seq`; with `seq`

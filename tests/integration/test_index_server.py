@@ -1,157 +1,189 @@
-"""The index shard server as a real process on loopback: its RPCs, validation and restart."""
+"""The index shard as a real process following a real taxonomy on loopback: what is put in the
+record is found, what is deleted is gone, bad calls are refused, and a restart loses nothing."""
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 
-from common.vectors import to_bytes
-from infra import process
-from protos.visualsearch.v1 import index_pb2, index_pb2_grpc
+from protos.visualsearch.v1 import index_pb2, index_pb2_grpc, taxonomy_pb2_grpc
+from tests.shard_server import (
+    DIM,
+    MODEL,
+    WAIT_S,
+    Cluster,
+    delete,
+    fetch,
+    item,
+    put,
+    running,
+    stats,
+    vector,
+)
 
-DIM = 8
-TOPS = "Apparel/Topwear"
-TIMEOUT_S = 10.0
-
-
-class Server:
-    """`python -m index_svc.server --shard 0` on a free port, with its data under `data_dir`."""
-
-    def __init__(self, data_dir: Path) -> None:
-        (port,) = process.free_ports()
-        env = {
-            "VS_CONFIG": str(data_dir / "absent.toml"),
-            "VS_INDEX_PORTS": str(port),
-            "VS_INDEX_DATA_DIR": str(data_dir),
-            "VS_INDEX_MAX_BATCH": "4",
-            "VS_GRACE_S": "1",
-        }
-        address = f"127.0.0.1:{port}"
-        log = data_dir / "server.log"
-        self.process = process.start("index_svc.server", ["--shard", "0"], address, log, env)
-        self.channel = grpc.insecure_channel(address)
-        self.stub = index_pb2_grpc.IndexStub(self.channel)
-
-    def stop(self) -> int:
-        """SIGTERM, then SIGKILL if it does not exit; returns the exit code."""
-        self.channel.close()
-        return process.stop(self.process)
+TSHIRTS, SHIRTS, SHOES = "Apparel/Topwear/Tshirts", "Apparel/Topwear/Shirts", "Footwear/Shoes/Casual Shoes"
+TOPWEAR, FOOTWEAR_SHOES = "102", "202"  # partitions: the ids of the second-level nodes
 
 
-def _vector(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running(tmp_path_factory.mktemp("index")) as started:
+        yield started
 
 
-def _pb(item_id: str, seed: int, partition: str = TOPS) -> index_pb2.Vector:
-    return index_pb2.Vector(
-        item_id=item_id,
-        partition=partition,
-        leaf=f"{partition}/Tshirts",
-        vector=to_bytes(_vector(seed)),
-        model_version="m1",
+@pytest.fixture(scope="module")
+def record(cluster: Cluster) -> taxonomy_pb2_grpc.TaxonomyStub:
+    return cluster.record()
+
+
+@pytest.fixture(scope="module")
+def index(cluster: Cluster) -> index_pb2_grpc.IndexStub:
+    return cluster.index()
+
+
+def _search(
+    index: index_pb2_grpc.IndexStub, seed: int, partitions: list[str], min_seq: int, k: int = 10
+) -> index_pb2.SearchVectorsResponse:
+    request = index_pb2.SearchVectorsRequest(
+        query=vector(seed), partitions=partitions, k=k, min_seq=min_seq
+    )
+    return index.SearchVectors(request, timeout=WAIT_S)  # type: ignore[no-any-return]
+
+
+def test_items_put_in_the_record_are_searched_fetched_and_counted(
+    record: taxonomy_pb2_grpc.TaxonomyStub, index: index_pb2_grpc.IndexStub
+) -> None:
+    seq = put(
+        record,
+        [item("a", TSHIRTS, 1), item("b", SHIRTS, 2), item("c", TSHIRTS, 3), item("s", SHOES, 4)],
     )
 
+    found = _search(index, 2, [TOPWEAR, FOOTWEAR_SHOES, "999"], seq, k=2)
+    fetched = index.Fetch(index_pb2.FetchRequest(item_ids=["a", "zz"], min_seq=seq), timeout=WAIT_S)
+    counted = stats(index, seq)
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def test_upsert_search_fetch_stats_and_delete(server: Server) -> None:
-    stub = server.stub
-    upserted = stub.Upsert(
-        index_pb2.UpsertRequest(vectors=[_pb("a", 1), _pb("b", 2), _pb("c", 3)]),
-        timeout=TIMEOUT_S,
-    )
-    search = index_pb2.SearchVectorsRequest(
-        query=to_bytes(_vector(2)), partitions=[TOPS, "Footwear/Shoes"], k=2, exclude_ids=["x"]
-    )
-    found = stub.SearchVectors(search, timeout=TIMEOUT_S)
-    fetched = stub.Fetch(index_pb2.FetchRequest(item_ids=["a", "zz"]), timeout=TIMEOUT_S)
-    stats = stub.Stats(index_pb2.StatsRequest(), timeout=TIMEOUT_S)
-    deleted = stub.DeleteVectors(
-        index_pb2.DeleteVectorsRequest(item_ids=["a", "zz"]), timeout=TIMEOUT_S
-    )
-
-    assert upserted.upserted == 3 and not upserted.errors
     assert [n.item_id for n in found.neighbors[:1]] == ["b"] and len(found.neighbors) == 2
-    assert found.neighbors[0].leaf == f"{TOPS}/Tshirts" and found.neighbors[0].partition == TOPS
-    assert list(found.missing_partitions) == ["Footwear/Shoes"]
-    assert [v.item_id for v in fetched.vectors] == ["a"] and list(fetched.missing_ids) == ["zz"]
-    assert np.frombuffer(fetched.vectors[0].vector, "<f4").tolist() == _vector(1).tolist()
-    assert [(p.partition, p.count, p.dim, p.model_version) for p in stats.partitions] == [
-        (TOPS, 3, DIM, "m1")
-    ]
-    assert deleted.deleted == 1
+    assert (found.neighbors[0].leaf, found.neighbors[0].partition) == (SHIRTS, TOPWEAR)
+    assert list(found.missing_partitions) == ["999"]
+    assert [(v.item_id, v.partition, v.leaf) for v in fetched.vectors] == [("a", TOPWEAR, TSHIRTS)]
+    assert fetched.vectors[0].vector == vector(1) and fetched.vectors[0].model_version == MODEL
+    assert list(fetched.missing_ids) == ["zz"]
+    assert counted.seq >= seq and counted.ready and counted.model_version == MODEL
+    assert {(p.partition, p.dim) for p in counted.partitions} == {
+        (TOPWEAR, DIM),
+        (FOOTWEAR_SHOES, DIM),
+    }
 
 
-def test_bad_records_fail_alone(server: Server) -> None:
-    odd = index_pb2.Vector(item_id="odd", partition=TOPS, leaf=TOPS, vector=b"12345")
-    request = index_pb2.UpsertRequest(vectors=[_pb("a", 1), odd, _pb("", 2)])
+def test_a_deleted_item_is_neither_found_nor_fetched(
+    record: taxonomy_pb2_grpc.TaxonomyStub, index: index_pb2_grpc.IndexStub
+) -> None:
+    put(record, [item("gone", SHOES, 50), item("kept", SHOES, 51)])
+    seq = delete(record, ["gone"])
 
-    answer = server.stub.Upsert(request, timeout=TIMEOUT_S)
+    found = _search(index, 50, [FOOTWEAR_SHOES], seq)
 
-    assert answer.upserted == 1
-    assert [(e.index, e.item_id, e.code) for e in answer.errors] == [
-        (1, "odd", "INVALID_ARGUMENT"),
-        (2, "", "INVALID_ARGUMENT"),
-    ]
+    assert "gone" not in [n.item_id for n in found.neighbors]
+    assert "kept" in [n.item_id for n in found.neighbors]
+    assert fetch(index, ["gone", "kept"], seq).keys() == {"kept"}
+
+
+def test_a_position_the_record_has_not_reached_is_unavailable(
+    record: taxonomy_pb2_grpc.TaxonomyStub, index: index_pb2_grpc.IndexStub
+) -> None:
+    seq = put(record, [item("early", TSHIRTS, 60)])
+    request = index_pb2.FetchRequest(item_ids=["early"], min_seq=seq + 1000)
+
+    with pytest.raises(grpc.RpcError) as refused:
+        index.Fetch(request, timeout=1.0)
+
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+
+
+def _query(**fields: object) -> Callable[[index_pb2_grpc.IndexStub], object]:
+    def call(index: index_pb2_grpc.IndexStub) -> object:
+        fields.setdefault("query", vector(1))
+        fields.setdefault("partitions", [TOPWEAR])
+        request = index_pb2.SearchVectorsRequest(**fields)  # type: ignore[arg-type]
+        return index.SearchVectors(request, timeout=WAIT_S)
+
+    return call
 
 
 @pytest.mark.parametrize(
-    "request_",
+    "call",
     [
-        index_pb2.SearchVectorsRequest(query=to_bytes(_vector(1)), partitions=[TOPS], k=0),
-        index_pb2.SearchVectorsRequest(query=to_bytes(_vector(1)), partitions=[TOPS], k=1001),
-        index_pb2.SearchVectorsRequest(query=to_bytes(_vector(1)), k=3),
-        index_pb2.SearchVectorsRequest(query=b"12345", partitions=[TOPS], k=3),
+        _query(k=0),
+        _query(k=1001),
+        _query(k=3, partitions=[]),
+        _query(k=3, query=b"12345"),
+        _query(k=3, query=b""),
+        _query(k=3, min_seq=-1),
+        lambda index: index.Fetch(index_pb2.FetchRequest(item_ids=["a"], min_seq=-1), timeout=5),
+        lambda index: index.Stats(index_pb2.StatsRequest(min_seq=-1), timeout=5),
     ],
-    ids=["k-zero", "k-too-big", "no-partitions", "bad-query"],
+    ids=[
+        "k-zero",
+        "k-too-big",
+        "no-partitions",
+        "query-not-float32",
+        "query-empty",
+        "search-negative-min-seq",
+        "fetch-negative-min-seq",
+        "stats-negative-min-seq",
+    ],
 )
-def test_bad_searches_are_invalid_arguments(
-    server: Server, request_: index_pb2.SearchVectorsRequest
+def test_bad_requests_are_invalid_arguments(
+    index: index_pb2_grpc.IndexStub, call: Callable[[index_pb2_grpc.IndexStub], object]
 ) -> None:
-    with pytest.raises(grpc.RpcError) as error:
-        server.stub.SearchVectors(request_, timeout=TIMEOUT_S)
+    with pytest.raises(grpc.RpcError) as refused:
+        call(index)
 
-    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
-def test_batches_over_the_limit_are_invalid_arguments(server: Server) -> None:
-    five = [f"id{i}" for i in range(5)]
-    calls = [
-        lambda: server.stub.Upsert(
-            index_pb2.UpsertRequest(vectors=[_pb(i, 1) for i in five]), timeout=TIMEOUT_S
-        ),
-        lambda: server.stub.Fetch(index_pb2.FetchRequest(item_ids=five), timeout=TIMEOUT_S),
-        lambda: server.stub.DeleteVectors(
-            index_pb2.DeleteVectorsRequest(item_ids=five), timeout=TIMEOUT_S
-        ),
-    ]
-    for call in calls:
-        with pytest.raises(grpc.RpcError) as error:
-            call()
-        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
 
 
-def test_a_stopped_server_restarts_with_its_vectors(tmp_path: Path) -> None:
-    first = Server(tmp_path)
-    try:
-        first.stub.Upsert(index_pb2.UpsertRequest(vectors=[_pb("a", 1)]), timeout=TIMEOUT_S)
-    finally:
-        code = first.stop()
-    assert code == 0
-    assert (tmp_path / "shard-0" / "CURRENT").exists()
+def _fill(cluster: Cluster, first: int, count: int) -> tuple[int, dict[str, bytes]]:
+    """Puts `count` items spread over the leaves; the seq and each id's vector."""
+    leaves = [TSHIRTS, SHIRTS, SHOES]
+    items = [item(f"i{n}", leaves[n % 3], n) for n in range(first, first + count)]
+    return put(cluster.record(), items), {i.id: i.vector for i in items}
 
-    second = Server(tmp_path)
-    try:
-        fetched = second.stub.Fetch(index_pb2.FetchRequest(item_ids=["a"]), timeout=TIMEOUT_S)
-    finally:
-        second.stop()
-    assert [v.item_id for v in fetched.vectors] == ["a"]
+
+def test_a_stopped_shard_restores_its_snapshot_and_follows_on(tmp_path: Path) -> None:
+    with running(tmp_path) as cluster:
+        seq, vectors = _fill(cluster, 0, 30)
+        assert fetch(cluster.index(), list(vectors), seq) == vectors
+        assert cluster.shard.stop() == 0
+        assert (cluster.shard_dir / f"snapshot-{seq:012d}" / "MANIFEST").is_file()
+
+        cluster.shard.start()
+        index = cluster.index()
+        restored = fetch(index, list(vectors), seq)
+        later, more = _fill(cluster, 30, 5)
+
+        assert restored == vectors
+        assert fetch(index, [*vectors, *more], later) == {**vectors, **more}
+        assert re.search(rf"restored 30 vectors at seq {seq} ", cluster.shard.output())
+        assert not re.search(r"built \d+ vectors", cluster.shard.output())  # not from a scan
+
+
+def test_a_killed_shard_catches_up_with_what_it_missed(tmp_path: Path) -> None:
+    with running(tmp_path, VS_INDEX_SNAPSHOT_EVERY="7") as cluster:
+        seq, vectors = _fill(cluster, 0, 20)
+        for n in range(20, 30):  # one commit each, so that snapshots are written on the way
+            seq, one = _fill(cluster, n, 1)
+            vectors.update(one)
+        assert fetch(cluster.index(), list(vectors), seq) == vectors
+        cluster.shard.kill()
+        record = cluster.record()
+        delete(record, ["i3", "i4"])
+        latest, missed = _fill(cluster, 30, 10)
+
+        cluster.shard.start()
+        held = fetch(cluster.index(), [*vectors, *missed], latest)
+
+        expected = {**vectors, **missed}
+        del expected["i3"], expected["i4"]
+        assert held == expected
