@@ -2,12 +2,13 @@
 
 The feed is the record's one ordered, gap-free sequence of changes to the catalog: an item
 upserted (its place, attributes and, where the write carried one, its vector), an item
-deleted, the tree edited (with every item the edit placed elsewhere).
+deleted, the tree edited (with every item the edit placed elsewhere), a partition's routing
+changed.
 """
 
 from dataclasses import dataclass
 
-UPSERT, DELETE, EDIT = "upsert", "delete", "edit"
+UPSERT, DELETE, EDIT, ROUTE = "upsert", "delete", "edit", "route"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,16 @@ class ItemState:
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """The shards serving a partition, and those building it to take over (a move)."""
+
+    partition_id: int
+    serving: tuple[str, ...]
+    target: tuple[str, ...] = ()
+    ready: tuple[str, ...] = ()  # those of target that have built it
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One entry of the feed."""
 
@@ -34,3 +45,4 @@ class Change:
     item_id: str = ""  # UPSERT, DELETE
     version: int = 0  # EDIT: the tree version the edit made
     placements: tuple[ItemState, ...] = ()  # EDIT: every item placed elsewhere
+    route: Route | None = None  # ROUTE

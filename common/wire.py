@@ -1,7 +1,7 @@
 """Protobuf conversions every servicer and client shares."""
 
 from common.errors import ItemFailure
-from common.feed import DELETE, EDIT, UPSERT, Change, ItemState
+from common.feed import DELETE, EDIT, ROUTE, UPSERT, Change, ItemState, Route
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2
 
 
@@ -49,7 +49,18 @@ def change(message: taxonomy_pb2.Change) -> Change | None:
         return Change(message.seq, UPSERT, item=item, item_id=item.item_id)
     if kind == "item_deleted":
         return Change(message.seq, DELETE, item_id=message.item_deleted)
+    if kind == "route":
+        return Change(message.seq, ROUTE, route=route(message.route))
     if kind == "tree_edit":
         placed = tuple(item_state(item) for item in message.placements)
         return Change(message.seq, EDIT, version=message.tree_edit.version, placements=placed)
     return None
+
+
+def route(message: taxonomy_pb2.Route) -> Route:
+    return Route(
+        message.partition_id,
+        tuple(message.serving),
+        tuple(message.target),
+        tuple(message.ready),
+    )

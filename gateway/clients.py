@@ -6,10 +6,11 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from common import vectors
+from common import vectors, wire
 from common.clients import call, channel, errors_for
 from common.config import ClusterConfig
 from common.errors import ItemFailure
+from common.routing import Routes
 from common.wire import item_failure
 from gateway.routing import NodeInfo, TreeView
 from protos.visualsearch.v1 import (
@@ -78,6 +79,7 @@ class Cluster:
 
     def __init__(self, config: ClusterConfig) -> None:
         self._level = config.partition_level
+        self._shard_list, self._replicas = config.shard_addresses, config.index.replicas
         self._encoder_address = config.address(config.encoder.port)
         self._taxonomy_address = config.address(config.taxonomy.port)
         self._channels = {
@@ -109,10 +111,11 @@ class Cluster:
         nodes = [NodeInfo(n.id, n.path, n.parent_id, n.depth, n.is_leaf) for n in tree.nodes]
         related = [(link.a_path, link.b_path) for link in tree.related]
         old = {ref.path: ref.id for ref in tree.former}
-        return TreeView.build(tree.version, tree.seq, nodes, old, related, self._level)
+        routes = Routes(self._shard_list, self._replicas, [wire.route(r) for r in tree.routes])
+        return TreeView.build(tree.version, tree.seq, nodes, old, related, self._level, routes)
 
     async def tree_changes(self, from_seq: int) -> AsyncIterator[int]:
-        """The feed position of every tree edit committed after `from_seq`, as it commits.
+        """The feed position of every tree edit and routing change after `from_seq`.
 
         A follower too far behind gets the feed's head at once: reload, then go on.
         """

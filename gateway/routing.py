@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from common import paths
 from common.errors import InvalidArgument
-from common.routing import replicas_of
+from common.routing import Routes
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class TreeView:
     ids: dict[str, int] = field(default_factory=dict)  # path (current or old) -> node id
     partition: dict[int, int] = field(default_factory=dict)  # node id -> its partition's id
     names: dict[int, str] = field(default_factory=dict)  # node id -> current path
+    routes: Routes = field(default_factory=lambda: Routes((), 1))
 
     @classmethod
     def build(
@@ -41,6 +42,7 @@ class TreeView:
         old: dict[str, int],
         related: list[tuple[str, str]],
         level: int,
+        routes: Routes,
     ) -> "TreeView":
         """The view of a tree read with GetTree (`nodes` parents first)."""
         partition: dict[int, int] = {}
@@ -51,7 +53,8 @@ class TreeView:
                 partition[node.id] = partition[node.parent_id]
         ids = {**old, **{node.path: node.id for node in nodes}}
         names = {node.id: node.path for node in nodes}
-        return cls(version, seq, [node.path for node in nodes], related, ids, partition, names)
+        paths_ = [node.path for node in nodes]
+        return cls(version, seq, paths_, related, ids, partition, names, routes)
 
     def partition_of(self, path: str) -> int | None:
         """The partition (node id) serving a node by path, old paths included; None for a
@@ -108,12 +111,11 @@ def partitions_for_categories(categories: Sequence[str], view: TreeView) -> list
     return list(chosen)
 
 
-def by_shard(
-    partitions: Iterable[str], shards: Sequence[str], replicas: int, turn: int = 0
-) -> dict[str, list[str]]:
-    """Groups partitions by the shard asked for each: replica number `turn` (round) of it."""
+def by_shard(partitions: Iterable[str], routes: Routes, turn: int = 0) -> dict[str, list[str]]:
+    """Groups partitions by the shard asked for each: replica number `turn` (round) of those
+    serving it."""
     grouped: dict[str, list[str]] = defaultdict(list)
     for partition in partitions:
-        holders = replicas_of(partition, shards, replicas)
+        holders = routes.serving(partition)
         grouped[holders[turn % len(holders)]].append(partition)
     return dict(grouped)

@@ -12,7 +12,7 @@ from common import paths
 from common.config import ClusterConfig
 from common.deadline import Deadline
 from common.errors import InvalidArgument, NotFound, VisualSearchError
-from common.routing import BELIEF, replicas_of
+from common.routing import BELIEF
 from gateway.clients import Cluster, LeafProbs, Neighbour, Ranked, StoredVector
 from gateway.follower import TreeFollower
 from gateway.routing import TreeView, by_shard, partitions_for_categories, partitions_for_leaves
@@ -44,7 +44,6 @@ class Gateway:
         self._cluster = cluster
         self._config = config
         self._shards = config.shard_addresses
-        self._replicas = config.index.replicas
         self._tree = tree
         self._turn = 0  # which replica of each partition the next search asks first
 
@@ -112,7 +111,7 @@ class Gateway:
         if partition is None:
             return None
         error: VisualSearchError | None = None
-        for shard in replicas_of(str(partition), self._shards, self._replicas):
+        for shard in tree.routes.serving(str(partition)):
             try:
                 found = await self._cluster.fetch(
                     shard, [product_id], deadline.left(SHARD_SHARE), min_seq
@@ -148,12 +147,14 @@ class Gateway:
     ) -> SearchResult:
         tree = await self._tree.current(deadline.left(), min_seq)
         partitions = self._route(tree, leaves, categories)
-        neighbours, failed = await self._fan_out(query, partitions, exclude, deadline, min_seq)
+        neighbours, failed = await self._fan_out(
+            tree, query, partitions, exclude, deadline, min_seq
+        )
         believed = _leaves_inside(leaves, categories) if categories else leaves
         ranked = await self._rerank(believed, neighbours, k, categories, deadline)
         wider = [] if len(ranked) >= k else self._related(tree, leaves, partitions)
         if wider:
-            more, failed_more = await self._fan_out(query, wider, exclude, deadline, min_seq)
+            more, failed_more = await self._fan_out(tree, query, wider, exclude, deadline, min_seq)
             ranked = await self._rerank(believed, neighbours + more, k, categories, deadline)
             partitions, failed = partitions + wider, failed + failed_more
         names = [tree.names.get(partition, str(partition)) for partition in partitions]
@@ -191,6 +192,7 @@ class Gateway:
 
     async def _fan_out(
         self,
+        tree: TreeView,
         query: np.ndarray,
         partitions: list[int],
         exclude: Sequence[str],
@@ -203,26 +205,29 @@ class Gateway:
         self._turn += 1
         turn = self._turn  # this call's own: concurrent searches move self._turn on
         pending = [str(partition) for partition in partitions]
+        tried: dict[str, list[str]] = {}  # partition -> the shards that failed it
         neighbours: list[Neighbour] = []
-        failed: list[str] = []
         candidates = self._config.gateway.candidates
-        for attempt in range(max(1, self._replicas)):
-            if not pending:
+        for attempt in range(len(self._shards)):
+            asked = [p for p in pending if attempt < len(tree.routes.serving(p))]
+            if not asked:
                 break
-            groups = by_shard(pending, self._shards, self._replicas, turn + attempt)
+            pending = [p for p in pending if p not in asked]  # every replica failed them
+            groups = by_shard(asked, tree.routes, turn + attempt)
             timeout = deadline.left(SHARD_SHARE)
             answers = await _each(
                 self._cluster.search(shard, query, parts, candidates, exclude, timeout, min_seq)
                 for shard, parts in groups.items()
             )
-            pending, failed = [], []
             for (shard, parts), answer in zip(groups.items(), answers, strict=True):
                 if isinstance(answer, VisualSearchError):
                     log.warning("search on %s failed: %s", shard, answer)
                     pending += parts
-                    failed.append(shard)
+                    for part in parts:
+                        tried.setdefault(part, []).append(shard)
                 else:
                     neighbours.extend(answer)
+        failed = sorted({shard for part in pending for shard in tried[part]})
         return neighbours, failed
 
 

@@ -17,7 +17,8 @@ import grpc
 from common import wire
 from common.clients import call, channel, errors_for
 from common.errors import Unavailable, VisualSearchError
-from common.feed import DELETE, Change, ItemState
+from common.feed import DELETE, ROUTE, Change, ItemState, Route
+from common.routing import Routes
 from index_svc.shard import Shard
 from index_svc.snapshots import Snapshots
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
@@ -27,7 +28,51 @@ log = logging.getLogger(__name__)
 RETRY_S = 1.0  # wait before following again after the taxonomy failed
 CALL_S = 30.0  # deadline of one GetTree while building
 BATCH = 2000  # feed entries applied at once
+DRAIN_CHECK_S = 1.0  # how often a quiet feed still looks for partitions to drop
 _REBUILD = object()  # put on the queue when the feed says: rebuild from a scan
+
+
+class Assignment:
+    """Which partitions a shard keeps: those the routes give its address (serving or building
+    them), and those it is draining after a move away, for `grace_s` so that gateways that
+    have not yet heard of the move still find them."""
+
+    def __init__(self, address: str, routes: Routes, grace_s: float) -> None:
+        self.address = address
+        self.routes = routes
+        self._grace_s = grace_s
+        self._draining: dict[str, float] = {}  # partition -> when to drop it
+
+    def __call__(self, partition: str) -> bool:
+        return self.address in self.routes.holders(partition) or partition in self._draining
+
+    def update(self, route: Route) -> tuple[bool, bool]:
+        """Takes a partition's new route; returns (gained it, lost it)."""
+        name = str(route.partition_id)
+        before = self.address in self.routes.holders(name)
+        self.routes.update(route)
+        after = self.address in self.routes.holders(name)
+        if after:
+            self._draining.pop(name, None)
+        elif before:
+            self._draining[name] = time.monotonic() + self._grace_s
+        return after and not before, before and not after
+
+    def due(self) -> list[str]:
+        """The drained partitions whose grace is over (forgotten here: drop them)."""
+        now = time.monotonic()
+        due = [name for name, when in self._draining.items() if when <= now]
+        for name in due:
+            del self._draining[name]
+        return due
+
+    def building(self) -> list[int]:
+        """The partitions this shard is a target of and has not reported ready."""
+        return [
+            route.partition_id
+            for route in self.routes.rows.values()
+            if self.address in route.target and self.address not in route.ready
+        ]
 
 
 class Follower:
@@ -36,6 +81,7 @@ class Follower:
     def __init__(
         self,
         shard: Shard,
+        assignment: Assignment,
         snapshots: Snapshots,
         taxonomy: str,
         token: str,
@@ -43,6 +89,7 @@ class Follower:
         snapshot_every: int,
     ) -> None:
         self.shard = shard
+        self._assignment = assignment
         self._snapshots = snapshots
         self._channel = channel(taxonomy, token)
         self._stub = taxonomy_pb2_grpc.TaxonomyStub(self._channel)
@@ -56,20 +103,34 @@ class Follower:
         """Restores or builds the shard, then follows the feed; retries on failure."""
         loaded = await asyncio.to_thread(self._snapshots.load)
         build = loaded is None
-        if loaded is not None:
-            await asyncio.to_thread(self.shard.restore, loaded)
-            log.info(
-                "restored %d vectors at seq %d from a checked snapshot",
-                self.shard.count,
-                loaded.seq,
-            )
-            self.ready = True
         while True:
             try:
+                tree = await self._tree()
+                self._assignment.routes.rows = {
+                    str(r.partition_id): wire.route(r) for r in tree.routes
+                }  # as they are now; the feed's later route entries update them
+                configured = self.shard.model_version
+                if loaded is not None and configured and loaded.model_version != configured:
+                    log.warning(
+                        "the snapshot holds model version %s, not the configured %s: rebuilding",
+                        loaded.model_version,
+                        configured,
+                    )
+                    loaded, build = None, True
+                if loaded is not None:
+                    await asyncio.to_thread(self.shard.restore, loaded)
+                    log.info(
+                        "restored %d vectors at seq %d from a checked snapshot",
+                        self.shard.count,
+                        loaded.seq,
+                    )
+                    loaded = None
+                    self.ready = True
                 if build:
                     await self._build()
                     self.ready = True
                     build = False
+                await self._report_built()
                 await self._follow()
                 build = True  # the feed no longer keeps our position
             except VisualSearchError as error:
@@ -112,6 +173,8 @@ class Follower:
         started = time.monotonic()
         while True:
             tree = await self._tree()
+            rows = {str(r.partition_id): wire.route(r) for r in tree.routes}
+            self._assignment.routes.rows = rows
             owned = [
                 node.id
                 for node in tree.nodes
@@ -119,9 +182,10 @@ class Follower:
                 and self.shard.owns(str(node.id))
             ]
             scanned, seq, version = await self._scan(owned) if owned else ([], tree.seq, "")
-            if (await self._tree(version_only=True)).version == tree.version:
+            after = await self._tree()
+            if after.version == tree.version and list(after.routes) == list(tree.routes):
                 break
-            log.info("the tree changed during the scan; scanning again")
+            log.info("the tree or the routing changed during the scan; scanning again")
         await asyncio.to_thread(self.shard.reset, seq, version, scanned)
         await asyncio.to_thread(self.shard.snapshot, self._snapshots.write)
         self._since_snapshot = 0
@@ -140,20 +204,62 @@ class Follower:
         pump = asyncio.create_task(self._pump(queue))
         try:
             while True:
-                batch = [await queue.get()]
+                for name in self._assignment.due():
+                    await asyncio.to_thread(self.shard.drop, name)
+                    log.info("partition %s dropped: it moved away", name)
+                try:
+                    batch = [await asyncio.wait_for(queue.get(), DRAIN_CHECK_S)]
+                except TimeoutError:
+                    continue
                 while len(batch) < BATCH and not queue.empty():
                     batch.append(queue.get_nowait())
-                changes = [entry for entry in batch if isinstance(entry, Change)]
-                if changes:
-                    await self._apply(changes)
-                if any(isinstance(entry, BaseException) for entry in batch):
-                    error = next(e for e in batch if isinstance(e, BaseException))
-                    raise error
-                if _REBUILD in batch:
-                    log.warning("the feed no longer keeps seq %d: rebuilding", self.shard.seq)
-                    return
+                run: list[Change] = []
+                for entry in batch:
+                    if isinstance(entry, Change) and entry.kind != ROUTE:
+                        run.append(entry)
+                        continue
+                    if run:
+                        await self._apply(run)
+                        run = []
+                    if isinstance(entry, Change):
+                        await self._route(entry)
+                    elif isinstance(entry, BaseException):
+                        raise entry
+                    else:
+                        log.warning("the feed no longer keeps seq %d: rebuilding", self.shard.seq)
+                        return
+                if run:
+                    await self._apply(run)
         finally:
             pump.cancel()
+
+    async def _route(self, change: Change) -> None:
+        """A partition's routing changed: build it if it is newly ours, drain it if not."""
+        assert change.route is not None
+        gained, lost = self._assignment.update(change.route)
+        name = str(change.route.partition_id)
+        if gained:
+            items, seq, _ = await self._scan([change.route.partition_id])
+            await asyncio.to_thread(self.shard.take, name, items)
+            log.info(
+                "partition %s assigned here: built %d vectors at seq %d", name, len(items), seq
+            )
+            await self._report_built(seq)
+        if lost:
+            log.info("partition %s moved away: kept for the grace period, then dropped", name)
+        await asyncio.to_thread(self.shard.apply, [change])  # moves the position only
+        await self._wake()
+
+    async def _report_built(self, seq: int = 0) -> None:
+        """Tells the record which partitions this shard, a target of their move, has built."""
+        for partition in self._assignment.building():
+            request = taxonomy_pb2.PartitionReadyRequest(
+                partition_id=partition,
+                address=self._assignment.address,
+                seq=seq or self.shard.seq,
+            )
+            route = await call(self._stub.PartitionReady, request, CALL_S, "taxonomy")
+            self._assignment.update(wire.route(route))
 
     async def _pump(self, queue: asyncio.Queue[object]) -> None:
         request = taxonomy_pb2.WatchRequest(from_seq=self.shard.seq)
@@ -188,6 +294,7 @@ class Follower:
             self._advanced.notify_all()
 
     async def _tree(self, version_only: bool = False) -> taxonomy_pb2.Tree:
+        """The current tree (and the routing table), waiting for the taxonomy to serve."""
         request = taxonomy_pb2.GetTreeRequest(version_only=version_only)
         return await call(self._stub.GetTree, request, CALL_S, "taxonomy", wait_for_ready=True)
 

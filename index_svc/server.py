@@ -10,10 +10,10 @@ import grpc
 
 from common import config as cluster_config
 from common.auth import method_roles
-from common.routing import replicas_of
+from common.routing import Routes
 from common.serve import run, serve
 from index_svc.backend import backend_class
-from index_svc.follower import Follower
+from index_svc.follower import Assignment, Follower
 from index_svc.service import ROLES, SERVICE_NAME, IndexServicer
 from index_svc.shard import Shard
 from index_svc.snapshots import Snapshots
@@ -41,13 +41,12 @@ async def main(argv: Sequence[str] | None = None) -> None:
     backend_class(index.backend)
     address, shards = config.shard_addresses[number], config.shard_addresses
 
-    def owns(partition: str) -> bool:
-        return address in replicas_of(partition, shards, index.replicas)
-
+    assignment = Assignment(address, Routes(shards, index.replicas), index.drain_grace_s)
     directory = Path(index.data_dir) / f"shard-{number}"
     snapshots = Snapshots(directory)
     follower = Follower(
-        Shard(index.backend, owns, index.model_version),
+        Shard(index.backend, assignment, index.model_version),
+        assignment,
         snapshots,
         config.address(config.taxonomy.port),
         config.auth.token,

@@ -78,18 +78,47 @@ class Shard:
 
     def reset(self, seq: int, model_version: str, items: Sequence[ItemState]) -> None:
         """Replaces every partition with those built from a scan at feed position `seq`."""
-        built: dict[str, Partition] = {}
+        built = self._build(model_version or self.model_version, items)
+        with self._lock.write():
+            self._set(list(built.values()), seq, model_version)
+
+    def take(self, name: str, items: Sequence[ItemState]) -> None:
+        """Replaces one partition with one built from a scan (a partition newly assigned here).
+
+        The scan is as of a feed position at or past this shard's; the entries between are
+        applied after it, and since each entry sets an item's whole state, the result is the
+        same as if the partition had been built at this shard's position.
+        """
+        built = self._build(self.model_version, items).get(name)
+        with self._lock.write():
+            self._drop(name)
+            if built is not None:
+                self._partitions[name] = built
+                self._where.update((item_id, name) for item_id in built.item_ids())
+
+    def drop(self, name: str) -> None:
+        """Removes a partition no longer assigned here."""
+        with self._lock.write():
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        gone = self._partitions.pop(name, None)
+        if gone is not None:
+            for item_id in gone.item_ids():
+                self._where.pop(item_id, None)
+
+    def _build(self, model_version: str, items: Sequence[ItemState]) -> dict[str, Partition]:
         groups: dict[str, list[ItemState]] = defaultdict(list)
         for item in items:
             if self.owns(str(item.partition_id)):
                 groups[str(item.partition_id)].append(item)
+        built: dict[str, Partition] = {}
         for name, group in groups.items():
             vectors = np.stack([_floats(item.vector) for item in group])
             partition = Partition(name, model_version, vectors.shape[1], self._kind)
             partition.upsert([i.item_id for i in group], vectors, [i.leaf for i in group])
             built[name] = partition
-        with self._lock.write():
-            self._set(list(built.values()), seq, model_version)
+        return built
 
     def apply(self, changes: Sequence[Change], fetched: Sequence[ItemState] = ()) -> list[str]:
         """Applies feed entries in order, all at once, and moves `seq` to the last one's.
@@ -102,6 +131,7 @@ class Shard:
             [] once applied; else the ids whose vectors are missing from `fetched`, and nothing
             was changed: fetch them from the record and apply again with them.
         """
+        version = self.model_version or _first_version(changes)
         final: dict[str, _Final] = {}
         for change in changes:
             if change.kind == DELETE:
@@ -110,18 +140,21 @@ class Shard:
             placed = [change.item] if change.item is not None else list(change.placements)
             for item in placed:
                 earlier = final.get(item.item_id)
-                vector = self._usable(item)
+                vector = _usable(item, version)
                 if vector is None and earlier is not None:
                     vector = earlier[1]  # moved again in this batch: keep the vector it brought
                 final[item.item_id] = (item, vector)
         for item in fetched:
             state = final.get(item.item_id)
             if state is not None and state[1] is None:
-                final[item.item_id] = (state[0], self._usable(item))
+                final[item.item_id] = (state[0], _usable(item, version))
         with self._lock.write():
             leaving, arriving, wanted = self._plan(final)
             if wanted:
                 return wanted
+            if version and not self.model_version:
+                self.model_version = version
+                log.info("serving model version %s", version)
             self._move(leaving, arriving)
             if changes:
                 self.seq = max(self.seq, changes[-1].seq)
@@ -191,15 +224,6 @@ class Shard:
         self._where = {item_id: p.name for p in partitions for item_id in p.item_ids()}
         self.seq, self.model_version = seq, model_version or self.model_version
 
-    def _usable(self, item: ItemState) -> np.ndarray | None:
-        """The item's vector if it is of the version served (the first version seen is)."""
-        if not item.vector:
-            return None
-        if not self.model_version:
-            self.model_version = item.model_version
-            log.info("serving model version %s", item.model_version)
-        return _floats(item.vector) if item.model_version == self.model_version else None
-
     def _plan(
         self, final: dict[str, _Final]
     ) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, str, np.ndarray]]], list[str]]:
@@ -261,6 +285,19 @@ class Shard:
                 [leaf for _, leaf, _ in fits],
             )
             self._where.update((item_id, name) for item_id, _, _ in fits)
+
+
+def _first_version(changes: Sequence[Change]) -> str:
+    """The model version of the first vector the changes carry ("" if none)."""
+    for change in changes:
+        if change.item is not None and change.item.vector:
+            return change.item.model_version
+    return ""
+
+
+def _usable(item: ItemState, version: str) -> np.ndarray | None:
+    """The item's vector if it is of the version served."""
+    return _floats(item.vector) if item.vector and item.model_version == version else None
 
 
 def _floats(vector: bytes) -> np.ndarray:

@@ -100,7 +100,8 @@ class Snapshots:
         return [p for p in self.directory.iterdir() if _SNAPSHOT.match(p.name)]
 
     def _set_aside(self, path: Path, error: Exception) -> None:
-        aside = self.directory / f"damaged-{time.strftime('%Y%m%dT%H%M%S')}-{path.name}"
+        when = f"{time.strftime('%Y%m%dT%H%M%S')}.{time.time_ns() % 10**9:09d}"
+        aside = self.directory / f"damaged-{when}-{path.name}"
         log.error(
             "%s fails its check (%s: %s); set aside as %s, never served: the partitions "
             "are rebuilt from the record",

@@ -324,6 +324,23 @@ def suggestions(
     )
 
 
+@app.command(name="move-partition")
+def move_partition(
+    ctx: typer.Context,
+    partition: NodeArg,
+    to: Annotated[list[str], typer.Option(help="a shard address (host:port); repeat for more")],
+) -> None:
+    """Moves a partition to other shards: they build it from the record, then the routing
+    flips to them and the shards it leaves drop it."""
+    session: _Session = ctx.obj
+    request = pb.MovePartitionRequest(partition=_ref(partition), to=to)
+    route = session.call(session.stub.MovePartition, request)
+    moving = f"; building on {', '.join(route.target)}" if route.target else ""
+    session.out.print(
+        f"partition {route.partition_id}: served by {', '.join(route.serving)}{moving}"
+    )
+
+
 @app.command()
 def export(
     ctx: typer.Context,

@@ -132,7 +132,7 @@ class FeedRow(Base):
 
     kind "upsert": `item_id`, its place and attributes in `data` (JSON), and its vector of
     `model_version` if the write carried one; "delete": `item_id`; "edit": the tree version
-    and every item the edit placed elsewhere, in `data`.
+    and every item the edit placed elsewhere, in `data`; "route": a partition's new routing.
     """
 
     __tablename__ = "feed"
@@ -143,6 +143,18 @@ class FeedRow(Base):
     data: Mapped[str] = mapped_column(Text, default="{}")
     model_version: Mapped[str] = mapped_column(Text, default="")
     vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class RouteRow(Base):
+    """The routing table: the shards serving a partition (JSON lists of addresses), and the
+    shards building it to take over. A partition without a row follows the configured rule."""
+
+    __tablename__ = "routes"
+
+    partition_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    serving: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text, default="[]")
+    ready: Mapped[str] = mapped_column(Text, default="[]")
 
 
 class FeedHeadRow(Base):

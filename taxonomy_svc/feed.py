@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from common.feed import DELETE, EDIT, UPSERT, Change, ItemState
+from common.feed import DELETE, EDIT, ROUTE, UPSERT, Change, ItemState, Route
+
+__all__ = ["DELETE", "EDIT", "ROUTE", "UPSERT", "Change", "ItemState", "Route"]
 from taxonomy_svc.db import FeedHeadRow, FeedRow, ItemRow, ModelVersionRow, VectorRow
 from taxonomy_svc.items import chunks
 
@@ -47,6 +49,22 @@ def edit_row(version: int, placements: Sequence[ItemState]) -> dict[str, Any]:
     return {"kind": EDIT, "item_id": "", "data": data, "model_version": "", "vector": None}
 
 
+def route_row(route: Route) -> dict[str, Any]:
+    data = {
+        "partition_id": route.partition_id,
+        "serving": list(route.serving),
+        "target": list(route.target),
+        "ready": list(route.ready),
+    }
+    return {
+        "kind": ROUTE,
+        "item_id": "",
+        "data": json.dumps(data),
+        "model_version": "",
+        "vector": None,
+    }
+
+
 def append(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Numbers `rows` after the feed's head and inserts them; returns the new head."""
     if rows:
@@ -76,7 +94,7 @@ def read(session: Session, after: int, limit: int, tree_only: bool = False) -> l
     """Up to `limit` entries after sequence number `after`, oldest first."""
     query = select(FeedRow).where(FeedRow.seq > after)
     if tree_only:
-        query = query.where(FeedRow.kind == EDIT)
+        query = query.where(FeedRow.kind.in_((EDIT, ROUTE)))
     return [_change(row) for row in session.scalars(query.order_by(FeedRow.seq).limit(limit))]
 
 
@@ -160,6 +178,14 @@ def _change(row: FeedRow) -> Change:
     data = json.loads(row.data)
     if row.kind == DELETE:
         return Change(row.seq, DELETE, item_id=row.item_id)
+    if row.kind == ROUTE:
+        route = Route(
+            data["partition_id"],
+            tuple(data["serving"]),
+            tuple(data["target"]),
+            tuple(data["ready"]),
+        )
+        return Change(row.seq, ROUTE, route=route)
     if row.kind == EDIT:
         placed = tuple(
             ItemState(i, leaf_id, leaf, part) for i, leaf_id, leaf, part in data["placements"]

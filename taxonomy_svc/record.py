@@ -8,6 +8,7 @@ two editors, in one process or several, never silently undo each other.
 """
 
 import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -18,14 +19,25 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.errors import Aborted, InvalidArgument, NotFound
+from common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from common.routing import replicas_of
 from taxonomy_svc import edits, effects, feed, items, ops
-from taxonomy_svc.db import EditRow, ItemRow, NodeRow, RelatedRow, SuggestionRow, TreeVersionRow
+from taxonomy_svc.db import (
+    EditRow,
+    ItemRow,
+    NodeRow,
+    RelatedRow,
+    RouteRow,
+    SuggestionRow,
+    TreeVersionRow,
+)
 from taxonomy_svc.edits import ItemMove, Plan, Recorded, Suggested
-from taxonomy_svc.feed import Change, ItemState
+from taxonomy_svc.feed import Change, ItemState, Route
 from taxonomy_svc.ops import ItemView, Op
 from taxonomy_svc.rerank import Candidate, RerankResult, Settings, rerank
 from taxonomy_svc.tree import ROOT, Node, Tree
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,11 +84,17 @@ class Record:
     """
 
     def __init__(
-        self, sessions: sessionmaker[Session], partition_level: int, feed_keep: int = 200_000
+        self,
+        sessions: sessionmaker[Session],
+        partition_level: int,
+        feed_keep: int = 200_000,
+        shards: Sequence[str] = (),
+        replicas: int = 1,
     ) -> None:
         self._sessions = sessions
         self._level = partition_level
         self._keep = feed_keep
+        self._shards, self._replicas = tuple(shards), replicas
         self._lock = threading.Lock()  # one write at a time in this process
         self._load_all()
 
@@ -89,6 +107,9 @@ class Record:
         self.tree, self.version, self._leaf_of = self._load()
         with self._sessions() as session:
             self.seq, self._dims = feed.head(session), feed.dims(session)
+            self.routes = {
+                row.partition_id: _route(row) for row in session.scalars(select(RouteRow))
+            }
 
     def apply(
         self, op: Op, base_version: int, actor: str, dry_run: bool = False, comment: str = ""
@@ -239,6 +260,86 @@ class Record:
             for item_id, leaf, colour, usage, vector in rows
         ]  # fmt: skip
         return Scanned(seq, version, found)
+
+    def move_partition(self, partition: str | int, to: Sequence[str]) -> Route:
+        """Starts moving a partition to the shards `to`: they build it and report ready
+        (`partition_ready`), then the routing flips. A move already under way is replaced.
+
+        Raises:
+            InvalidArgument: no shards named, or one that is not a configured shard.
+            NotFound, FailedPrecondition: not a node, or not a partition.
+        """
+        target = tuple(dict.fromkeys(to))
+        unknown = [address for address in target if address not in self._shards]
+        if not target or unknown:
+            raise InvalidArgument(
+                f"shards {unknown or 'none'} named; the configured shards are {list(self._shards)}"
+            )
+        with self._lock:
+            node = self._partition_node(partition)
+            current = self._current_route(node)
+            if set(target) == set(current.serving):
+                route = Route(node, current.serving)
+            else:
+                route = Route(node, current.serving, target)
+            return self._write_route(route)
+
+    def partition_ready(self, partition_id: int, address: str, seq: int) -> Route:
+        """A target shard has built the partition as of `seq`; once every target has, the
+        routing flips to them.
+
+        Raises:
+            FailedPrecondition: no move of this partition to that shard is under way.
+        """
+        with self._lock:
+            current = self.routes.get(partition_id)
+            if current is None or address not in current.target:
+                raise FailedPrecondition(
+                    f"no move of partition {partition_id} to {address} is under way"
+                )
+            ready = tuple(dict.fromkeys([*current.ready, address]))
+            if set(ready) >= set(current.target):
+                route = Route(partition_id, current.target)
+            else:
+                route = Route(partition_id, current.serving, current.target, ready)
+            log.info("partition %d: %s ready at seq %d", partition_id, address, seq)
+            return self._write_route(route)
+
+    def _partition_node(self, partition: str | int) -> int:
+        tree = self.tree
+        node = partition if isinstance(partition, int) else tree.find(partition)
+        if not tree.is_active(node) or self._partition(tree, node) != node:
+            raise FailedPrecondition(
+                f"{tree.path_of(node)!r} is not a partition (a node at level {self._level})"
+            )
+        return node
+
+    def _current_route(self, node: int) -> Route:
+        found = self.routes.get(node)
+        if found is not None:
+            return found
+        return Route(node, tuple(replicas_of(str(node), self._shards, self._replicas)))
+
+    def _write_route(self, route: Route) -> Route:
+        if route == self.routes.get(route.partition_id):
+            return route
+        values = {
+            "serving": json.dumps(list(route.serving)),
+            "target": json.dumps(list(route.target)),
+            "ready": json.dumps(list(route.ready)),
+        }
+        with self._sessions.begin() as session:
+            if session.get(RouteRow, route.partition_id) is None:
+                session.add(RouteRow(partition_id=route.partition_id, **values))
+            else:
+                session.execute(
+                    update(RouteRow)
+                    .where(RouteRow.partition_id == route.partition_id)
+                    .values(**values)
+                )
+            self.seq = feed.append(session, [feed.route_row(route)])
+        self.routes = {**self.routes, route.partition_id: route}  # readers iterate it
+        return route
 
     def _state(self, row: dict[str, Any], vector: tuple[str, bytes] | None) -> ItemState:
         leaf = row["leaf_id"]
@@ -487,6 +588,13 @@ def _write_related(session: Session, plan: Plan) -> None:
         session.execute(delete(RelatedRow).where(RelatedRow.a == a, RelatedRow.b == b))
     if plan.related_added:
         session.execute(insert(RelatedRow), [{"a": a, "b": b} for a, b in plan.related_added])
+
+
+def _route(row: RouteRow) -> Route:
+    ready = tuple(json.loads(row.ready))
+    return Route(
+        row.partition_id, tuple(json.loads(row.serving)), tuple(json.loads(row.target)), ready
+    )
 
 
 def _node(row: NodeRow) -> Node:

@@ -22,7 +22,12 @@ async def main() -> None:
     taxonomy = config.taxonomy
     engine = await asyncio.to_thread(make_engine, taxonomy.database, taxonomy.synchronous)
     record = await asyncio.to_thread(
-        Record, sessionmaker(engine), config.partition_level, taxonomy.feed_keep
+        Record,
+        sessionmaker(engine),
+        config.partition_level,
+        taxonomy.feed_keep,
+        config.shard_addresses,
+        config.index.replicas,
     )
     log.info(
         "taxonomy tree version %d: %d nodes; feed at %d",

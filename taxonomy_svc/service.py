@@ -41,8 +41,8 @@ ROLES = {
         "Watch",
         "Scan",
     ],
-    "writer": ["PutItems", "DeleteItems"],
-    "editor": ["Edit"],
+    "writer": ["PutItems", "DeleteItems", "PartitionReady"],
+    "editor": ["Edit", "MovePartition"],
 }
 
 
@@ -102,6 +102,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
                 taxonomy_pb2.NodeRef(id=node, path=path)
                 for path, node in sorted(tree.old_paths().items())
             ],
+            routes=[_route_pb(route) for route in self._record.routes.values()] if seq else [],
         )
 
     async def Ancestors(
@@ -285,6 +286,23 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
                 items=[item_state_pb(item) for item in chunk],
             )
 
+    async def MovePartition(
+        self, request: taxonomy_pb2.MovePartitionRequest, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.Route:
+        partition = _required(request.partition, "partition")
+        route = await _run(self._record.move_partition, partition, list(request.to))
+        self._changes.notify()
+        return _route_pb(route)
+
+    async def PartitionReady(
+        self, request: taxonomy_pb2.PartitionReadyRequest, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.Route:
+        route = await _run(
+            self._record.partition_ready, request.partition_id, request.address, request.seq
+        )
+        self._changes.notify()
+        return _route_pb(route)
+
 
 async def _run(function: Callable[..., T], *args: Any) -> T:
     """Runs blocking record work (database calls) off the event loop."""
@@ -449,9 +467,21 @@ def _entry_pb(entry: Entry) -> taxonomy_pb2.HistoryEntry:
     )
 
 
+def _route_pb(route: feed.Route) -> taxonomy_pb2.Route:
+    return taxonomy_pb2.Route(
+        partition_id=route.partition_id,
+        serving=route.serving,
+        target=route.target,
+        ready=route.ready,
+    )
+
+
 def _feed_pb(change: feed.Change, entries: dict[int, Entry]) -> taxonomy_pb2.Change:
     if change.kind == feed.DELETE:
         return taxonomy_pb2.Change(seq=change.seq, item_deleted=change.item_id)
+    if change.kind == feed.ROUTE:
+        assert change.route is not None
+        return taxonomy_pb2.Change(seq=change.seq, route=_route_pb(change.route))
     if change.kind == feed.UPSERT:
         assert change.item is not None
         return taxonomy_pb2.Change(seq=change.seq, item_upserted=item_state_pb(change.item))

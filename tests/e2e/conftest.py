@@ -38,6 +38,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "VS_TAXONOMY_PORT": str(taxonomy),
         "VS_INDEX_PORTS": f"{shard_a},{shard_b}",
         "VS_INDEX_REPLICAS": "2",  # every partition on both shards
+        "VS_INDEX_DRAIN_GRACE_S": "1",
         "VS_GRACE_S": "2",
     }
     saved = {name: os.environ.get(name) for name in settings}

@@ -19,7 +19,13 @@ import pytest
 from catalog.split import is_held_out
 from common.paths import partition_of
 from infra import cluster
-from protos.visualsearch.v1 import gateway_pb2, taxonomy_pb2, taxonomy_pb2_grpc
+from protos.visualsearch.v1 import (
+    gateway_pb2,
+    index_pb2,
+    index_pb2_grpc,
+    taxonomy_pb2,
+    taxonomy_pb2_grpc,
+)
 from tests.e2e.conftest import Running
 
 pytestmark = pytest.mark.slow
@@ -277,6 +283,69 @@ def test_a_leaf_moved_to_another_partition_takes_its_vectors_along(running: Runn
             assert item.id not in [r.item_id for r in left.results]
         finally:
             _move(taxonomy, f"{new_parent}/{name}", old_parent)
+
+
+def _serving(taxonomy: taxonomy_pb2_grpc.TaxonomyStub, node: int) -> list[str] | None:
+    """The shards serving a partition by the routing table (None: the configured rule)."""
+    tree = taxonomy.GetTree(taxonomy_pb2.GetTreeRequest(), timeout=10)
+    rows = [route for route in tree.routes if route.partition_id == node]
+    return sorted(rows[0].serving) if rows and not rows[0].target else None
+
+
+def _held(running: Running, shard: str) -> dict[str, int]:
+    with grpc.insecure_channel(shard) as channel:
+        stats = index_pb2_grpc.IndexStub(channel).Stats(index_pb2.StatsRequest(), timeout=10)
+    return {p.partition: p.count for p in stats.partitions}
+
+
+def test_a_partition_moved_away_and_back_loses_and_duplicates_nothing(running: Running) -> None:
+    """MovePartition: the target builds, the routing flips, the shard left drops it; searches
+    run all along."""
+    config = running.config
+    shard_a, shard_b = config.shard_addresses
+    item = running.catalog.items[5]
+    image = running.catalog.image_bytes(item.id)
+    partition = partition_of(item.leaf, config.partition_level)
+    with _taxonomy(running) as taxonomy:
+        tree = taxonomy.GetTree(taxonomy_pb2.GetTreeRequest(), timeout=10)
+        (node,) = [n.id for n in tree.nodes if n.path == partition]
+        answers: list[list[str]] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                request = gateway_pb2.SearchByImageRequest(
+                    image=image, k=10, categories=[partition]
+                )
+                response = running.stub.SearchByImage(request, timeout=5)
+                answers.append(
+                    ["partial"] if response.partial else [r.item_id for r in response.results]
+                )
+
+        searching = threading.Thread(target=load)
+        searching.start()
+        try:
+            ref = taxonomy_pb2.NodeRef(path=partition)
+            for to, expected in (([shard_b], [shard_b]), ([shard_a, shard_b], [shard_a, shard_b])):
+                taxonomy.MovePartition(
+                    taxonomy_pb2.MovePartitionRequest(partition=ref, to=to), timeout=10
+                )
+                deadline = time.monotonic() + 20
+                while _serving(taxonomy, node) != sorted(expected) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert _serving(taxonomy, node) == sorted(expected)
+                if to == [shard_b]:
+                    time.sleep(config.index.drain_grace_s + 1.5)
+                    assert str(node) not in _held(running, shard_a)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            searching.join()
+    assert _held(running, shard_a)[str(node)] == _held(running, shard_b)[str(node)]
+    assert len(answers) >= 10
+    for ids in answers:
+        assert ids[0] == item.id, ids
+        assert len(ids) == len(set(ids))
 
 
 def test_one_replica_killed_under_load_costs_no_answer_both_make_it_partial(

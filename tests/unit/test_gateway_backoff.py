@@ -1,29 +1,48 @@
-"""The gateway's back-off across partitions, against an in-memory fake of the cluster's clients."""
+"""The gateway's back-off across partitions and replicas, against an in-memory fake of the
+cluster's clients."""
 
 import asyncio
 from collections.abc import Sequence
 
 import numpy as np
 
-from common.config import ClusterConfig
-from gateway.clients import Embedded, Item, LeafProbs, Neighbour, Ranked, TreeView
+from common.config import ClusterConfig, IndexConfig
+from common.errors import Unavailable
+from common.routing import Routes
+from gateway.clients import Embedded, Item, LeafProbs, Neighbour, Ranked
 from gateway.follower import TreeFollower
-from gateway.search import Gateway
+from gateway.routing import NodeInfo, TreeView
+from gateway.search import Gateway, SearchResult
 
 SANDALS = "Footwear/Sandal/Sandals"
 FLIPS = "Footwear/Flip Flops/Flip Flops"
-PATHS = ["Footwear", "Footwear/Sandal", SANDALS, "Footwear/Flip Flops", FLIPS]
+NODES = [
+    NodeInfo(1, "Footwear", 0, 1, False),
+    NodeInfo(2, "Footwear/Sandal", 1, 2, False),
+    NodeInfo(3, SANDALS, 2, 3, True),
+    NodeInfo(4, "Footwear/Flip Flops", 1, 2, False),
+    NodeInfo(5, FLIPS, 4, 3, True),
+]
+DEFAULTS = ClusterConfig()  # two shards, one replica of each partition
 
 
 class FakeCluster:
-    """Two partitions: Footwear/Sandal with two items, Footwear/Flip Flops with three."""
+    """Two partitions: node 2 (Footwear/Sandal) with two items, node 4 (Footwear/Flip Flops)
+    with three; every shard holds both, and the shards named in `down` do not answer."""
 
-    def __init__(self, related: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        related: list[tuple[str, str]],
+        down: Sequence[str] = (),
+        config: ClusterConfig = DEFAULTS,
+    ) -> None:
         self.related = related
-        self.searched: list[list[str]] = []
+        self.config = config
+        self.down = set(down)
+        self.searched: list[tuple[str, list[str]]] = []
         self.held = {
-            "Footwear/Sandal": [Neighbour("s1", 0.9, SANDALS), Neighbour("s2", 0.8, SANDALS)],
-            "Footwear/Flip Flops": [Neighbour(f"f{i}", 0.7, FLIPS) for i in range(3)],
+            "2": [Neighbour("s1", 0.9, SANDALS), Neighbour("s2", 0.8, SANDALS)],
+            "4": [Neighbour(f"f{i}", 0.7, FLIPS) for i in range(3)],
         }
 
     async def embed(
@@ -32,13 +51,16 @@ class FakeCluster:
         return "v1", [Embedded(np.ones(4, np.float32), [(SANDALS, 0.95)], None) for _ in images]
 
     async def tree(self, timeout: float, wait_for_ready: bool = False) -> TreeView:
-        return TreeView(3, PATHS, self.related)
+        routes = Routes(self.config.shard_addresses, self.config.index.replicas)
+        return TreeView.build(3, 30, NODES, {}, self.related, 2, routes)
 
     async def search(
         self, shard: str, query: np.ndarray, partitions: Sequence[str], k: int,
-        exclude: Sequence[str], timeout: float,
+        exclude: Sequence[str], timeout: float, min_seq: int = 0,
     ) -> list[Neighbour]:  # fmt: skip
-        self.searched.append(list(partitions))
+        self.searched.append((shard, list(partitions)))
+        if shard in self.down:
+            raise Unavailable(f"shard {shard} is down")
         return [n for p in partitions for n in self.held[p]]
 
     async def rerank(
@@ -49,27 +71,59 @@ class FakeCluster:
         return [Ranked(Item(c.item_id, c.leaf), c.score, c.score, 0) for c in ordered]
 
 
-def _search(related: list[tuple[str, str]], k: int) -> tuple[FakeCluster, list[str], list[str]]:
-    async def run() -> tuple[FakeCluster, list[str], list[str]]:
-        cluster = FakeCluster(related)
+def _search(cluster: FakeCluster, k: int) -> tuple[SearchResult, list[str]]:
+    async def run() -> SearchResult:
         follower = TreeFollower(cluster)  # type: ignore[arg-type]
         follower.view = await cluster.tree(1.0)
-        gateway = Gateway(cluster, ClusterConfig(), follower)  # type: ignore[arg-type]
-        result = await gateway.search_by_image(b"photo", k, [])
-        return cluster, [r.item.id for r in result.results], result.partitions
+        gateway = Gateway(cluster, cluster.config, follower)  # type: ignore[arg-type]
+        return await gateway.search_by_image(b"photo", k, [])
 
-    return asyncio.run(run())
+    result = asyncio.run(run())
+    return result, [r.item.id for r in result.results]
 
 
 def test_fewer_than_k_widens_to_the_partitions_of_related_nodes() -> None:
-    cluster, ids, partitions = _search([(SANDALS, FLIPS)], k=4)
-    assert partitions == ["Footwear/Sandal", "Footwear/Flip Flops"]
+    cluster = FakeCluster([(SANDALS, FLIPS)])
+
+    result, ids = _search(cluster, k=4)
+
+    assert result.partitions == ["Footwear/Sandal", "Footwear/Flip Flops"]
     assert ids == ["s1", "s2", "f0", "f1"]
-    assert len(cluster.searched) == 2
+    assert [partitions for _, partitions in cluster.searched] == [["2"], ["4"]]
 
 
 def test_enough_neighbours_or_no_related_node_searches_once() -> None:
-    cluster, ids, partitions = _search([(SANDALS, FLIPS)], k=2)
-    assert (ids, partitions, len(cluster.searched)) == (["s1", "s2"], ["Footwear/Sandal"], 1)
-    cluster, ids, partitions = _search([], k=4)
-    assert (ids, partitions) == (["s1", "s2"], ["Footwear/Sandal"])
+    cluster = FakeCluster([(SANDALS, FLIPS)])
+    result, ids = _search(cluster, k=2)
+    assert (ids, result.partitions, len(cluster.searched)) == (
+        ["s1", "s2"],
+        ["Footwear/Sandal"],
+        1,
+    )
+
+    result, ids = _search(FakeCluster([]), k=4)
+    assert (ids, result.partitions) == (["s1", "s2"], ["Footwear/Sandal"])
+
+
+TWO_REPLICAS = ClusterConfig(index=IndexConfig(ports=(7001, 7002), replicas=2))
+
+
+def test_a_replica_that_fails_is_covered_by_the_next_one() -> None:
+    asked_first = []
+    for down in TWO_REPLICAS.shard_addresses:
+        cluster = FakeCluster([], down=[down], config=TWO_REPLICAS)
+
+        result, ids = _search(cluster, k=2)
+
+        assert ids == ["s1", "s2"] and not result.partial
+        asked_first.append(cluster.searched[0][0] == down)
+    assert any(asked_first)  # one of the runs did fail over
+
+
+def test_when_no_replica_answers_the_search_is_partial() -> None:
+    cluster = FakeCluster([], down=TWO_REPLICAS.shard_addresses, config=TWO_REPLICAS)
+
+    result, ids = _search(cluster, k=2)
+
+    assert ids == [] and result.partial
+    assert {shard for shard, _ in cluster.searched} == set(TWO_REPLICAS.shard_addresses)

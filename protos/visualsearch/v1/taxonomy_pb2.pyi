@@ -74,18 +74,20 @@ class GetTreeRequest(_message.Message):
     def __init__(self, version: _Optional[int] = ..., include_archived: _Optional[bool] = ..., with_counts: _Optional[bool] = ..., version_only: _Optional[bool] = ...) -> None: ...
 
 class Tree(_message.Message):
-    __slots__ = ("version", "seq", "former", "nodes", "related")
+    __slots__ = ("version", "seq", "former", "routes", "nodes", "related")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     FORMER_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     RELATED_FIELD_NUMBER: _ClassVar[int]
     version: int
     seq: int
     former: _containers.RepeatedCompositeFieldContainer[NodeRef]
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
     related: _containers.RepeatedCompositeFieldContainer[Related]
-    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., former: _Optional[_Iterable[_Union[NodeRef, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., former: _Optional[_Iterable[_Union[NodeRef, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
 
 class AncestorsRequest(_message.Message):
     __slots__ = ("path",)
@@ -579,20 +581,22 @@ class ItemState(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., leaf_id: _Optional[int] = ..., leaf: _Optional[str] = ..., partition_id: _Optional[int] = ..., model_version: _Optional[str] = ..., vector: _Optional[bytes] = ..., colour: _Optional[str] = ..., usage: _Optional[str] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("seq", "tree_edit", "reload_from", "item_upserted", "item_deleted", "placements")
+    __slots__ = ("seq", "tree_edit", "reload_from", "item_upserted", "item_deleted", "route", "placements")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TREE_EDIT_FIELD_NUMBER: _ClassVar[int]
     RELOAD_FROM_FIELD_NUMBER: _ClassVar[int]
     ITEM_UPSERTED_FIELD_NUMBER: _ClassVar[int]
     ITEM_DELETED_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     tree_edit: HistoryEntry
     reload_from: int
     item_upserted: ItemState
     item_deleted: str
+    route: Route
     placements: _containers.RepeatedCompositeFieldContainer[ItemState]
-    def __init__(self, seq: _Optional[int] = ..., tree_edit: _Optional[_Union[HistoryEntry, _Mapping]] = ..., reload_from: _Optional[int] = ..., item_upserted: _Optional[_Union[ItemState, _Mapping]] = ..., item_deleted: _Optional[str] = ..., placements: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., tree_edit: _Optional[_Union[HistoryEntry, _Mapping]] = ..., reload_from: _Optional[int] = ..., item_upserted: _Optional[_Union[ItemState, _Mapping]] = ..., item_deleted: _Optional[str] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
     __slots__ = ("partitions", "item_ids", "model_version")
@@ -613,3 +617,33 @@ class ScanChunk(_message.Message):
     model_version: str
     items: _containers.RepeatedCompositeFieldContainer[ItemState]
     def __init__(self, seq: _Optional[int] = ..., model_version: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("partition_id", "serving", "target", "ready")
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    partition_id: int
+    serving: _containers.RepeatedScalarFieldContainer[str]
+    target: _containers.RepeatedScalarFieldContainer[str]
+    ready: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, partition_id: _Optional[int] = ..., serving: _Optional[_Iterable[str]] = ..., target: _Optional[_Iterable[str]] = ..., ready: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MovePartitionRequest(_message.Message):
+    __slots__ = ("partition", "to")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    partition: NodeRef
+    to: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, partition: _Optional[_Union[NodeRef, _Mapping]] = ..., to: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PartitionReadyRequest(_message.Message):
+    __slots__ = ("partition_id", "address", "seq")
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    partition_id: int
+    address: str
+    seq: int
+    def __init__(self, partition_id: _Optional[int] = ..., address: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...

@@ -104,6 +104,16 @@ class TaxonomyStub:
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanRequest.SerializeToString,
                 response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanChunk.FromString,
                 _registered_method=True)
+        self.MovePartition = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/MovePartition',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.MovePartitionRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.FromString,
+                _registered_method=True)
+        self.PartitionReady = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/PartitionReady',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.PartitionReadyRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.FromString,
+                _registered_method=True)
 
 
 class TaxonomyServicer:
@@ -207,6 +217,21 @@ class TaxonomyServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MovePartition(self, request, context):
+        """Reassigns a partition to other shards: they build it, report ready, then the routing
+        flips (a feed entry) and the shards it leaves drop it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PartitionReady(self, request, context):
+        """A shard reports it has built a partition it is a target of, as of `seq`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaxonomyServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -279,6 +304,16 @@ def add_TaxonomyServicer_to_server(servicer, server):
                     servicer.Scan,
                     request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanRequest.FromString,
                     response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanChunk.SerializeToString,
+            ),
+            'MovePartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.MovePartition,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.MovePartitionRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.SerializeToString,
+            ),
+            'PartitionReady': grpc.unary_unary_rpc_method_handler(
+                    servicer.PartitionReady,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.PartitionReadyRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -659,6 +694,60 @@ class Taxonomy:
             '/visualsearch.v1.Taxonomy/Scan',
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanRequest.SerializeToString,
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.ScanChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MovePartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/MovePartition',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.MovePartitionRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PartitionReady(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/PartitionReady',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.PartitionReadyRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.FromString,
             options,
             channel_credentials,
             insecure,
