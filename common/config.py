@@ -59,6 +59,7 @@ class TaxonomyConfig:
     widest_step: int = 3  # back-off: 0 leaf, 1 siblings, 2 further up, 3 related nodes
     suggest_below: float = 0.05  # a seller's leaf the classifier gives less is suggested
     feed_keep: int = 200_000  # feed entries kept; a follower further behind rebuilds from a scan
+    split_above: int = 0  # a partition past this many items splits by child node; 0: never
     # SQLite only: FULL, a commit (an acknowledged write) survives power loss; NORMAL, it
     # survives a crash of the process but the last commits may be lost with the power
     synchronous: str = "FULL"

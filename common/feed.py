@@ -3,12 +3,12 @@
 The feed is the record's one ordered, gap-free sequence of changes to the catalog: an item
 upserted (its place, attributes and, where the write carried one, its vector), an item
 deleted, the tree edited (with every item the edit placed elsewhere), a partition's routing
-changed.
+changed, a partition split.
 """
 
 from dataclasses import dataclass
 
-UPSERT, DELETE, EDIT, ROUTE = "upsert", "delete", "edit", "route"
+UPSERT, DELETE, EDIT, ROUTE, SPLIT = "upsert", "delete", "edit", "route", "split"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,5 +44,6 @@ class Change:
     item: ItemState | None = None  # UPSERT
     item_id: str = ""  # UPSERT, DELETE
     version: int = 0  # EDIT: the tree version the edit made
-    placements: tuple[ItemState, ...] = ()  # EDIT: every item placed elsewhere
+    placements: tuple[ItemState, ...] = ()  # EDIT, SPLIT: every item placed elsewhere
+    split: int = 0  # SPLIT: the partition split by child node
     route: Route | None = None  # ROUTE

@@ -1,7 +1,9 @@
-"""Which shards serve a partition (a stable hash of its name), and which leaves a query may be."""
+"""Which node's index serves each node (its partition), which shards hold a partition (the
+routing table, else a stable hash of its name), and which leaves a query may be."""
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 
 from common.feed import Route
 
@@ -42,3 +44,33 @@ class Routes:
 
     def update(self, route: Route) -> None:
         self.rows[str(route.partition_id)] = route
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    id: int
+    path: str
+    parent_id: int
+    depth: int
+    is_leaf: bool
+
+
+def partition_map(
+    nodes: Iterable[NodeInfo], level: int, split: Collection[int] = ()
+) -> dict[int, int]:
+    """The partition (a node id) serving each node at or below the partition level.
+
+    A partition is a node at `level`, or a leaf above it; a partition that was split (`split`)
+    is served by its children instead, each its own partition (and so on, if split again).
+    Nodes above the level are served by several partitions and are not in the map.
+
+    Args:
+        nodes: the active nodes, parents before children.
+    """
+    partition: dict[int, int] = {}
+    for node in nodes:
+        if node.parent_id in partition:
+            partition[node.id] = partition[node.parent_id]
+        elif node.id not in split and (node.depth >= level or node.is_leaf):
+            partition[node.id] = node.id
+    return partition

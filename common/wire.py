@@ -1,7 +1,7 @@
 """Protobuf conversions every servicer and client shares."""
 
 from common.errors import ItemFailure
-from common.feed import DELETE, EDIT, ROUTE, UPSERT, Change, ItemState, Route
+from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change, ItemState, Route
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2
 
 
@@ -51,6 +51,9 @@ def change(message: taxonomy_pb2.Change) -> Change | None:
         return Change(message.seq, DELETE, item_id=message.item_deleted)
     if kind == "route":
         return Change(message.seq, ROUTE, route=route(message.route))
+    if kind == "split":
+        placed = tuple(item_state(item) for item in message.placements)
+        return Change(message.seq, SPLIT, split=message.split, placements=placed)
     if kind == "tree_edit":
         placed = tuple(item_state(item) for item in message.placements)
         return Change(message.seq, EDIT, version=message.tree_edit.version, placements=placed)

@@ -10,9 +10,9 @@ from common import vectors, wire
 from common.clients import call, channel, errors_for
 from common.config import ClusterConfig
 from common.errors import ItemFailure
-from common.routing import Routes
+from common.routing import NodeInfo, Routes
 from common.wire import item_failure
-from gateway.routing import NodeInfo, TreeView
+from gateway.routing import TreeView
 from protos.visualsearch.v1 import (
     common_pb2,
     encoder_pb2,
@@ -112,7 +112,9 @@ class Cluster:
         related = [(link.a_path, link.b_path) for link in tree.related]
         old = {ref.path: ref.id for ref in tree.former}
         routes = Routes(self._shard_list, self._replicas, [wire.route(r) for r in tree.routes])
-        return TreeView.build(tree.version, tree.seq, nodes, old, related, self._level, routes)
+        return TreeView.build(
+            tree.version, tree.seq, nodes, old, related, self._level, routes, list(tree.split)
+        )
 
     async def tree_changes(self, from_seq: int) -> AsyncIterator[int]:
         """The feed position of every tree edit and routing change after `from_seq`.

@@ -7,16 +7,7 @@ from dataclasses import dataclass, field
 
 from common import paths
 from common.errors import InvalidArgument
-from common.routing import Routes
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    id: int
-    path: str
-    parent_id: int
-    depth: int
-    is_leaf: bool
+from common.routing import NodeInfo, Routes, partition_map
 
 
 @dataclass(frozen=True)
@@ -43,14 +34,10 @@ class TreeView:
         related: list[tuple[str, str]],
         level: int,
         routes: Routes,
+        split: Sequence[int] = (),
     ) -> "TreeView":
         """The view of a tree read with GetTree (`nodes` parents first)."""
-        partition: dict[int, int] = {}
-        for node in nodes:
-            if node.depth == level or (node.depth < level and node.is_leaf):
-                partition[node.id] = node.id
-            elif node.depth > level and node.parent_id in partition:
-                partition[node.id] = partition[node.parent_id]
+        partition = partition_map(nodes, level, split)
         ids = {**old, **{node.path: node.id for node in nodes}}
         names = {node.id: node.path for node in nodes}
         paths_ = [node.path for node in nodes]

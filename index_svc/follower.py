@@ -18,7 +18,7 @@ from common import wire
 from common.clients import call, channel, errors_for
 from common.errors import Unavailable, VisualSearchError
 from common.feed import DELETE, ROUTE, Change, ItemState, Route
-from common.routing import Routes
+from common.routing import NodeInfo, Routes, partition_map
 from index_svc.shard import Shard
 from index_svc.snapshots import Snapshots
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
@@ -175,12 +175,12 @@ class Follower:
             tree = await self._tree()
             rows = {str(r.partition_id): wire.route(r) for r in tree.routes}
             self._assignment.routes.rows = rows
-            owned = [
-                node.id
-                for node in tree.nodes
-                if (node.depth == self._level or (node.is_leaf and node.depth < self._level))
-                and self.shard.owns(str(node.id))
-            ]
+            nodes = [NodeInfo(n.id, n.path, n.parent_id, n.depth, n.is_leaf) for n in tree.nodes]
+            parts = partition_map(nodes, self._level, list(tree.split))
+            owned = sorted(
+                node for node, serving in parts.items()
+                if node == serving and self.shard.owns(str(node))
+            )  # fmt: skip
             scanned, seq, version = await self._scan(owned) if owned else ([], tree.seq, "")
             after = await self._tree()
             if after.version == tree.version and list(after.routes) == list(tree.routes):
@@ -244,7 +244,7 @@ class Follower:
             log.info(
                 "partition %s assigned here: built %d vectors at seq %d", name, len(items), seq
             )
-            await self._report_built(seq)
+        await self._report_built(seq if gained else 0)  # a target already holding it: at once
         if lost:
             log.info("partition %s moved away: kept for the grace period, then dropped", name)
         await asyncio.to_thread(self.shard.apply, [change])  # moves the position only

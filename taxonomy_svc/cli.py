@@ -341,6 +341,17 @@ def move_partition(
     )
 
 
+@app.command(name="split-partition")
+def split_partition(ctx: typer.Context, partition: NodeArg) -> None:
+    """Splits a partition by child node: each child becomes a partition, its vectors move."""
+    session: _Session = ctx.obj
+    answer = session.call(session.stub.SplitPartition, _ref(partition))
+    session.out.print(
+        f"{len(answer.partitions)} partitions now; {answer.items_moved} items moved "
+        f"(feed position {answer.seq})"
+    )
+
+
 @app.command()
 def export(
     ctx: typer.Context,

@@ -132,7 +132,8 @@ class FeedRow(Base):
 
     kind "upsert": `item_id`, its place and attributes in `data` (JSON), and its vector of
     `model_version` if the write carried one; "delete": `item_id`; "edit": the tree version
-    and every item the edit placed elsewhere, in `data`; "route": a partition's new routing.
+    and every item the edit placed elsewhere, in `data`; "route": a partition's new routing;
+    "split": the partition split and every item placed in one of its children, in `data`.
     """
 
     __tablename__ = "feed"
@@ -155,6 +156,14 @@ class RouteRow(Base):
     serving: Mapped[str] = mapped_column(Text)
     target: Mapped[str] = mapped_column(Text, default="[]")
     ready: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class SplitRow(Base):
+    """A partition split by child node: each of its children is a partition."""
+
+    __tablename__ = "splits"
+
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
 
 
 class FeedHeadRow(Base):

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from common.feed import DELETE, EDIT, ROUTE, UPSERT, Change, ItemState, Route
+from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change, ItemState, Route
 
-__all__ = ["DELETE", "EDIT", "ROUTE", "UPSERT", "Change", "ItemState", "Route"]
+__all__ = ["DELETE", "EDIT", "ROUTE", "SPLIT", "UPSERT", "Change", "ItemState", "Route"]
 from taxonomy_svc.db import FeedHeadRow, FeedRow, ItemRow, ModelVersionRow, VectorRow
 from taxonomy_svc.items import chunks
 
@@ -43,10 +43,11 @@ def delete_row(item_id: str) -> dict[str, Any]:
     return {"kind": DELETE, "item_id": item_id, "data": "{}", "model_version": "", "vector": None}
 
 
-def edit_row(version: int, placements: Sequence[ItemState]) -> dict[str, Any]:
+def edit_row(version: int, placements: Sequence[ItemState], kind: str = EDIT) -> dict[str, Any]:
+    """An EDIT entry (the tree version it made), or a SPLIT one (`version`: the partition)."""
     placed = [[p.item_id, p.leaf_id, p.leaf, p.partition_id] for p in placements]
     data = json.dumps({"version": version, "placements": placed})
-    return {"kind": EDIT, "item_id": "", "data": data, "model_version": "", "vector": None}
+    return {"kind": kind, "item_id": "", "data": data, "model_version": "", "vector": None}
 
 
 def route_row(route: Route) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def read(session: Session, after: int, limit: int, tree_only: bool = False) -> l
     """Up to `limit` entries after sequence number `after`, oldest first."""
     query = select(FeedRow).where(FeedRow.seq > after)
     if tree_only:
-        query = query.where(FeedRow.kind.in_((EDIT, ROUTE)))
+        query = query.where(FeedRow.kind.in_((EDIT, ROUTE, SPLIT)))
     return [_change(row) for row in session.scalars(query.order_by(FeedRow.seq).limit(limit))]
 
 
@@ -186,10 +187,12 @@ def _change(row: FeedRow) -> Change:
             tuple(data["ready"]),
         )
         return Change(row.seq, ROUTE, route=route)
-    if row.kind == EDIT:
+    if row.kind in (EDIT, SPLIT):
         placed = tuple(
             ItemState(i, leaf_id, leaf, part) for i, leaf_id, leaf, part in data["placements"]
         )
+        if row.kind == SPLIT:
+            return Change(row.seq, SPLIT, split=data["version"], placements=placed)
         return Change(row.seq, EDIT, version=data["version"], placements=placed)
     item = ItemState(
         row.item_id,

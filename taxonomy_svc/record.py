@@ -21,18 +21,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from common.routing import replicas_of
-from taxonomy_svc import edits, effects, feed, items, ops
+from taxonomy_svc import edits, effects, feed, items, ops, partitions
 from taxonomy_svc.db import (
     EditRow,
     ItemRow,
     NodeRow,
     RelatedRow,
     RouteRow,
+    SplitRow,
     SuggestionRow,
     TreeVersionRow,
 )
 from taxonomy_svc.edits import ItemMove, Plan, Recorded, Suggested
-from taxonomy_svc.feed import Change, ItemState, Route
+from taxonomy_svc.feed import SPLIT, Change, ItemState, Route
 from taxonomy_svc.ops import ItemView, Op
 from taxonomy_svc.rerank import Candidate, RerankResult, Settings, rerank
 from taxonomy_svc.tree import ROOT, Node, Tree
@@ -90,10 +91,12 @@ class Record:
         feed_keep: int = 200_000,
         shards: Sequence[str] = (),
         replicas: int = 1,
+        split_above: int = 0,
     ) -> None:
         self._sessions = sessions
         self._level = partition_level
         self._keep = feed_keep
+        self._split_above = split_above
         self._shards, self._replicas = tuple(shards), replicas
         self._lock = threading.Lock()  # one write at a time in this process
         self._load_all()
@@ -110,6 +113,9 @@ class Record:
             self.routes = {
                 row.partition_id: _route(row) for row in session.scalars(select(RouteRow))
             }
+            self.split = frozenset(session.scalars(select(SplitRow.node_id)))
+        self._parts = partitions.of_tree(self.tree, self._level, self.split)
+        self._sizes = partitions.sizes(self._parts, self._leaf_of)
 
     def apply(
         self, op: Op, base_version: int, actor: str, dry_run: bool = False, comment: str = ""
@@ -127,9 +133,18 @@ class Record:
             effect = effects.describe(plan, self.tree, self._level)
             if dry_run or _changes_nothing(plan):
                 return Applied(base_version, False, plan.kind, plan.summary, effect)
-            version, self.seq = self._commit(op, plan, effect, base_version, actor, comment)
-            self.tree, self.version = plan.tree, version
+            parts = partitions.of_tree(plan.tree, self._level, self.split)
+            placed = partitions.placements(
+                plan.tree,
+                self._parts,
+                parts,
+                {move.item_id: move.target for move in plan.moves},
+                self._leaf_of,
+            )
+            version, self.seq = self._commit(op, plan, effect, base_version, actor, comment, placed)
+            self.tree, self.version, self._parts = plan.tree, version, parts
             self._leaf_of.update((move.item_id, move.target) for move in plan.moves)
+            self._sizes = partitions.sizes(parts, self._leaf_of)
             return Applied(version, True, plan.kind, plan.summary, effect, self.seq)
 
     def history(self, after: int = 0, limit: int = 0) -> list[Entry]:
@@ -186,10 +201,15 @@ class Record:
                 feed.put_vectors(session, vectors, seq)
                 self._trim(session, seq, len(states))
             self.seq = seq
-            self._leaf_of.update((row["id"], row["leaf_id"]) for row in placed.rows)
             for state in states:
+                old = self._leaf_of.get(state.item_id)
+                if old is not None:
+                    self._sizes[self._parts.get(old, old)] -= 1
+                self._sizes[state.partition_id] += 1
+                self._leaf_of[state.item_id] = state.leaf_id
                 if state.vector:
                     self._dims.setdefault(state.model_version, len(state.vector) // 4)
+            self._split_if_grown({state.partition_id for state in states})
         return replace(placed.put, seq=seq if states else 0)
 
     def get_items(self, ids: Sequence[str]) -> tuple[list[items.Stored], list[str]]:
@@ -211,7 +231,9 @@ class Record:
             self.seq = feed.append(session, [feed.delete_row(item_id) for item_id in deleted])
             self._trim(session, self.seq, len(deleted))
             for item_id in deleted:
-                self._leaf_of.pop(item_id, None)
+                leaf = self._leaf_of.pop(item_id, None)
+                if leaf is not None:
+                    self._sizes[self._parts.get(leaf, leaf)] -= 1
             return len(deleted), self.seq
 
     def changes(self, after: int, limit: int, tree_only: bool = False) -> list[Change] | None:
@@ -227,8 +249,8 @@ class Record:
             if after + 1 < feed.oldest(session):
                 return None
             found = feed.read(session, after, limit, tree_only)
-        tree = self.tree
-        return [self._placed(change, tree) for change in found]
+        tree, parts = self.tree, self._parts
+        return [self._placed(change, tree, parts) for change in found]
 
     def entries(self, versions: Sequence[int]) -> dict[int, Entry]:
         """The audit log's entries of these versions."""
@@ -248,14 +270,14 @@ class Record:
             NotFound: a partition that is not a node of the current tree.
         """
         with self._lock, self._sessions() as session:
-            tree, seq = self.tree, feed.head(session)
+            tree, parts, seq = self.tree, self._parts, feed.head(session)
             version = model_version or feed.latest_version(session)
             leaves: set[int] | None = None
             if partitions and not item_ids:
                 leaves = {leaf for p in partitions for leaf in tree.subtree(p)}
             rows = feed.scan(session, leaves, item_ids, version)
         found = [
-            ItemState(item_id, leaf, tree.path_of(leaf), self._partition(tree, leaf), version,
+            ItemState(item_id, leaf, tree.path_of(leaf), parts.get(leaf, leaf), version,
                       vector, colour, usage)
             for item_id, leaf, colour, usage, vector in rows
         ]  # fmt: skip
@@ -305,12 +327,57 @@ class Record:
             log.info("partition %d: %s ready at seq %d", partition_id, address, seq)
             return self._write_route(route)
 
+    def split_partition(self, partition: str | int) -> tuple[list[int], int, int]:
+        """Splits a partition by child node: each child becomes a partition and the items
+        move there (the shards follow the feed's SPLIT entry).
+
+        Returns:
+            The new partitions, how many items moved, and the feed position of the commit.
+
+        Raises:
+            NotFound, FailedPrecondition: not a partition, or one without children.
+        """
+        with self._lock:
+            node = self._partition_node(partition)
+            return self._split(node)
+
+    def _split(self, node: int) -> tuple[list[int], int, int]:
+        tree = self.tree
+        children = tree.child_ids(node)
+        if not children:
+            raise FailedPrecondition(f"{tree.path_of(node)!r} is a leaf: it has no children")
+        split = self.split | {node}
+        parts = partitions.of_tree(tree, self._level, split)
+        placed = partitions.placements(tree, self._parts, parts, {}, self._leaf_of)
+        with self._sessions.begin() as session:
+            session.add(SplitRow(node_id=node))
+            self.seq = feed.append(session, [feed.edit_row(node, placed, SPLIT)])
+        self.split, self._parts = frozenset(split), parts
+        self._sizes = partitions.sizes(parts, self._leaf_of)
+        log.info(
+            "partition %s split into %d; %d items moved",
+            tree.path_of(node),
+            len(children),
+            len(placed),
+        )
+        return sorted({parts[child] for child in children}), len(placed), self.seq
+
+    def _split_if_grown(self, touched: set[int]) -> None:
+        """Splits the touched partitions that outgrew `split_above` items (and can split)."""
+        if not self._split_above:
+            return
+        for node in sorted(touched):
+            grown = self._sizes[node] > self._split_above
+            if grown and self._parts.get(node) == node and self.tree.child_ids(node):
+                self._split(node)
+
     def _partition_node(self, partition: str | int) -> int:
         tree = self.tree
         node = partition if isinstance(partition, int) else tree.find(partition)
-        if not tree.is_active(node) or self._partition(tree, node) != node:
+        if self._parts.get(node) != node:
             raise FailedPrecondition(
-                f"{tree.path_of(node)!r} is not a partition (a node at level {self._level})"
+                f"{tree.path_of(node)!r} is not a partition (a node at level {self._level}, "
+                "or a child of a partition that was split)"
             )
         return node
 
@@ -345,47 +412,23 @@ class Record:
         leaf = row["leaf_id"]
         version, floats = vector or ("", b"")
         return ItemState(
-            row["id"], leaf, self.tree.path_of(leaf), self._partition(self.tree, leaf),
+            row["id"], leaf, self.tree.path_of(leaf), self._parts.get(leaf, leaf),
             version, floats, row["colour"], row["usage"],
         )  # fmt: skip
 
-    def _partition(self, tree: Tree, leaf: int) -> int:
-        return tree.partition_of(leaf, self._level) if tree.is_active(leaf) else leaf
-
-    def _placed(self, change: Change, tree: Tree) -> Change:
+    def _placed(self, change: Change, tree: Tree, parts: dict[int, int]) -> Change:
         """Fills in the partition of an entry written before partitions were recorded."""
         item = change.item
         if item is None or item.partition_id or not tree.is_active(item.leaf_id):
             return change
         where = replace(item, leaf=tree.path_of(item.leaf_id))
-        return replace(
-            change, item=replace(where, partition_id=self._partition(tree, item.leaf_id))
-        )
+        return replace(change, item=replace(where, partition_id=parts.get(item.leaf_id, 0)))
 
     def _trim(self, session: Session, seq: int, added: int) -> None:
         """Keeps the feed near `feed_keep` entries, trimming after every tenth of that."""
         every = max(1, min(1000, self._keep // 10))
         if seq // every != (seq - added) // every:
             feed.trim(session, self._keep)
-
-    def _placements(self, plan: Plan) -> list[ItemState]:
-        """Every item whose leaf or partition an edit changes, where the edit puts it."""
-        old, new = self.tree, plan.tree
-        moved = {move.item_id: move.target for move in plan.moves}
-        repartitioned = {
-            leaf
-            for leaf in old.leaf_ids()
-            if new.is_active(leaf) and self._partition(old, leaf) != self._partition(new, leaf)
-        }
-        if repartitioned:
-            moved.update(
-                (item_id, leaf) for item_id, leaf in self._leaf_of.items()
-                if leaf in repartitioned and item_id not in moved
-            )  # fmt: skip
-        return [
-            ItemState(item_id, leaf, new.path_of(leaf), self._partition(new, leaf))
-            for item_id, leaf in sorted(moved.items())
-        ]
 
     def rerank(
         self,
@@ -449,10 +492,16 @@ class Record:
             )
 
     def _commit(
-        self, op: Op, plan: Plan, effect: dict[str, Any], base: int, actor: str, comment: str
+        self,
+        op: Op,
+        plan: Plan,
+        effect: dict[str, Any],
+        base: int,
+        actor: str,
+        comment: str,
+        placements: list[ItemState],
     ) -> tuple[int, int]:
         """Writes the edit; returns the tree version and the feed position it made."""
-        placements = self._placements(plan)
         with self._sessions.begin() as session:
             version = _bump(session, base)
             _write_nodes(session, plan)

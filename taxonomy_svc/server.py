@@ -28,6 +28,7 @@ async def main() -> None:
         taxonomy.feed_keep,
         config.shard_addresses,
         config.index.replicas,
+        taxonomy.split_above,
     )
     log.info(
         "taxonomy tree version %d: %d nodes; feed at %d",

@@ -42,7 +42,7 @@ ROLES = {
         "Scan",
     ],
     "writer": ["PutItems", "DeleteItems", "PartitionReady"],
-    "editor": ["Edit", "MovePartition"],
+    "editor": ["Edit", "MovePartition", "SplitPartition"],
 }
 
 
@@ -103,6 +103,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
                 for path, node in sorted(tree.old_paths().items())
             ],
             routes=[_route_pb(route) for route in self._record.routes.values()] if seq else [],
+            split=sorted(self._record.split) if seq else [],
         )
 
     async def Ancestors(
@@ -303,6 +304,14 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         self._changes.notify()
         return _route_pb(route)
 
+    async def SplitPartition(
+        self, request: taxonomy_pb2.NodeRef, context: grpc.aio.ServicerContext
+    ) -> taxonomy_pb2.SplitPartitionResponse:
+        partition = _required(request, "partition")
+        made, moved, seq = await _run(self._record.split_partition, partition)
+        self._changes.notify()
+        return taxonomy_pb2.SplitPartitionResponse(partitions=made, items_moved=moved, seq=seq)
+
 
 async def _run(function: Callable[..., T], *args: Any) -> T:
     """Runs blocking record work (database calls) off the event loop."""
@@ -482,6 +491,9 @@ def _feed_pb(change: feed.Change, entries: dict[int, Entry]) -> taxonomy_pb2.Cha
     if change.kind == feed.ROUTE:
         assert change.route is not None
         return taxonomy_pb2.Change(seq=change.seq, route=_route_pb(change.route))
+    if change.kind == feed.SPLIT:
+        placements = [item_state_pb(item) for item in change.placements]
+        return taxonomy_pb2.Change(seq=change.seq, split=change.split, placements=placements)
     if change.kind == feed.UPSERT:
         assert change.item is not None
         return taxonomy_pb2.Change(seq=change.seq, item_upserted=item_state_pb(change.item))

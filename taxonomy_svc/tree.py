@@ -123,11 +123,6 @@ class Tree:
         except KeyError:
             raise NotFound(f"node #{node_id} is not in the current tree") from None
 
-    def partition_of(self, node_id: int, level: int) -> int:
-        """The active node's ancestor at `level` (itself if it is that shallow or shallower):
-        the partition whose index serves it."""
-        return self.chain(node_id)[: max(level, 1)][-1]
-
     def child_ids(self, node_id: int) -> list[int]:
         return sorted(self.graph.successors(node_id), key=lambda i: self._nodes[i].name)
 

@@ -8,10 +8,10 @@ import numpy as np
 
 from common.config import ClusterConfig, IndexConfig
 from common.errors import Unavailable
-from common.routing import Routes
+from common.routing import NodeInfo, Routes
 from gateway.clients import Embedded, Item, LeafProbs, Neighbour, Ranked
 from gateway.follower import TreeFollower
-from gateway.routing import NodeInfo, TreeView
+from gateway.routing import TreeView
 from gateway.search import Gateway, SearchResult
 
 SANDALS = "Footwear/Sandal/Sandals"

@@ -4,9 +4,8 @@ import pytest
 
 from common.errors import InvalidArgument
 from common.feed import Route
-from common.routing import Routes, replicas_of, shard_of
+from common.routing import NodeInfo, Routes, replicas_of, shard_of
 from gateway.routing import (
-    NodeInfo,
     TreeView,
     by_shard,
     partitions_for_categories,

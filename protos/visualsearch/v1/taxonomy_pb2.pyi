@@ -74,20 +74,22 @@ class GetTreeRequest(_message.Message):
     def __init__(self, version: _Optional[int] = ..., include_archived: _Optional[bool] = ..., with_counts: _Optional[bool] = ..., version_only: _Optional[bool] = ...) -> None: ...
 
 class Tree(_message.Message):
-    __slots__ = ("version", "seq", "former", "routes", "nodes", "related")
+    __slots__ = ("version", "seq", "former", "routes", "split", "nodes", "related")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     FORMER_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     RELATED_FIELD_NUMBER: _ClassVar[int]
     version: int
     seq: int
     former: _containers.RepeatedCompositeFieldContainer[NodeRef]
     routes: _containers.RepeatedCompositeFieldContainer[Route]
+    split: _containers.RepeatedScalarFieldContainer[int]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
     related: _containers.RepeatedCompositeFieldContainer[Related]
-    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., former: _Optional[_Iterable[_Union[NodeRef, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., former: _Optional[_Iterable[_Union[NodeRef, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., split: _Optional[_Iterable[int]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
 
 class AncestorsRequest(_message.Message):
     __slots__ = ("path",)
@@ -581,13 +583,14 @@ class ItemState(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., leaf_id: _Optional[int] = ..., leaf: _Optional[str] = ..., partition_id: _Optional[int] = ..., model_version: _Optional[str] = ..., vector: _Optional[bytes] = ..., colour: _Optional[str] = ..., usage: _Optional[str] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("seq", "tree_edit", "reload_from", "item_upserted", "item_deleted", "route", "placements")
+    __slots__ = ("seq", "tree_edit", "reload_from", "item_upserted", "item_deleted", "route", "split", "placements")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TREE_EDIT_FIELD_NUMBER: _ClassVar[int]
     RELOAD_FROM_FIELD_NUMBER: _ClassVar[int]
     ITEM_UPSERTED_FIELD_NUMBER: _ClassVar[int]
     ITEM_DELETED_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     tree_edit: HistoryEntry
@@ -595,8 +598,9 @@ class Change(_message.Message):
     item_upserted: ItemState
     item_deleted: str
     route: Route
+    split: int
     placements: _containers.RepeatedCompositeFieldContainer[ItemState]
-    def __init__(self, seq: _Optional[int] = ..., tree_edit: _Optional[_Union[HistoryEntry, _Mapping]] = ..., reload_from: _Optional[int] = ..., item_upserted: _Optional[_Union[ItemState, _Mapping]] = ..., item_deleted: _Optional[str] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., tree_edit: _Optional[_Union[HistoryEntry, _Mapping]] = ..., reload_from: _Optional[int] = ..., item_upserted: _Optional[_Union[ItemState, _Mapping]] = ..., item_deleted: _Optional[str] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., split: _Optional[int] = ..., placements: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
     __slots__ = ("partitions", "item_ids", "model_version")
@@ -647,3 +651,13 @@ class PartitionReadyRequest(_message.Message):
     address: str
     seq: int
     def __init__(self, partition_id: _Optional[int] = ..., address: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class SplitPartitionResponse(_message.Message):
+    __slots__ = ("partitions", "items_moved", "seq")
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_MOVED_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    items_moved: int
+    seq: int
+    def __init__(self, partitions: _Optional[_Iterable[int]] = ..., items_moved: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...

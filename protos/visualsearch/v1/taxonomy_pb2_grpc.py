@@ -114,6 +114,11 @@ class TaxonomyStub:
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.PartitionReadyRequest.SerializeToString,
                 response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.FromString,
                 _registered_method=True)
+        self.SplitPartition = channel.unary_unary(
+                '/visualsearch.v1.Taxonomy/SplitPartition',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeRef.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.SplitPartitionResponse.FromString,
+                _registered_method=True)
 
 
 class TaxonomyServicer:
@@ -232,6 +237,13 @@ class TaxonomyServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SplitPartition(self, request, context):
+        """Splits a partition by child node: each child becomes a partition, its vectors move there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaxonomyServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -314,6 +326,11 @@ def add_TaxonomyServicer_to_server(servicer, server):
                     servicer.PartitionReady,
                     request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.PartitionReadyRequest.FromString,
                     response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.SerializeToString,
+            ),
+            'SplitPartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.SplitPartition,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeRef.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.SplitPartitionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -748,6 +765,33 @@ class Taxonomy:
             '/visualsearch.v1.Taxonomy/PartitionReady',
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.PartitionReadyRequest.SerializeToString,
             protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.Route.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SplitPartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Taxonomy/SplitPartition',
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.NodeRef.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_taxonomy__pb2.SplitPartitionResponse.FromString,
             options,
             channel_credentials,
             insecure,

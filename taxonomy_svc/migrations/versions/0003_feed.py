@@ -1,6 +1,7 @@
 """The record becomes the system of record: items' vectors per model version, the feed (one
-ordered, gap-free sequence of changes) that shards follow, and the routing table. The feed
-starts at 1 with an entry per item already held, so a shard built from it finds every item.
+ordered, gap-free sequence of changes) that shards follow, the routing table and the split
+partitions. The feed starts at 1 with an entry per item already held, so a shard built from
+it finds every item.
 
 Revision ID: 0003
 Revises: 0002
@@ -35,7 +36,9 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False, server_default="{}"),
         sa.Column("model_version", sa.Text(), nullable=False, server_default=""),
         sa.Column("vector", sa.LargeBinary(), nullable=True),
-        sa.CheckConstraint("kind IN ('upsert', 'delete', 'edit', 'route')", name="ck_feed_kind"),
+        sa.CheckConstraint(
+            "kind IN ('upsert', 'delete', 'edit', 'route', 'split')", name="ck_feed_kind"
+        ),
     )
     op.create_table(
         "routes",
@@ -43,6 +46,10 @@ def upgrade() -> None:
         sa.Column("serving", sa.Text(), nullable=False),
         sa.Column("target", sa.Text(), nullable=False, server_default="[]"),
         sa.Column("ready", sa.Text(), nullable=False, server_default="[]"),
+    )
+    op.create_table(
+        "splits",
+        sa.Column("node_id", sa.Integer(), sa.ForeignKey("nodes.id"), primary_key=True),
     )
     op.create_table(
         "feed_head",
@@ -74,5 +81,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("feed_head", "routes", "feed", "model_versions", "vectors"):
+    for table in ("feed_head", "splits", "routes", "feed", "model_versions", "vectors"):
         op.drop_table(table)
