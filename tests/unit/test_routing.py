@@ -45,6 +45,16 @@ def test_every_node_at_or_below_the_level_is_served_by_its_ancestor_at_the_level
     assert view.partition_of("Toys/Cars") is None
 
 
+def test_a_split_partition_is_served_by_its_children() -> None:
+    view = TreeView.build(4, 40, NODES, OLD, [], 2, Routes(SHARDS, 1), split=[TOPWEAR])
+
+    assert view.partition_of("Apparel/Topwear/Tshirts") == TSHIRTS
+    assert view.partition_of("Apparel/Topwear") is None  # above its partitions now
+    assert view.partition_of("Apparel/Bottomwear/Shorts") == BOTTOMWEAR
+    assert partitions_for_categories(["Apparel/Topwear"], view) == [TSHIRTS]
+    assert partitions_for_categories(["Apparel"], view) == [TSHIRTS, BOTTOMWEAR]
+
+
 def test_old_paths_resolve_to_their_nodes_partition() -> None:
     view = _view()
 
