@@ -71,7 +71,11 @@ class IndexServicer(index_pb2_grpc.IndexServicer):
         """Waits until the shard is built and has applied the feed up to `min_seq`."""
         if min_seq < 0:
             raise InvalidArgument(f"min_seq is {min_seq}; it cannot be negative")
-        await self._follower.wait_for(min_seq, context.time_remaining())
+        remaining = context.time_remaining()
+        # stop a little short of the caller's deadline, so it hears why (UNAVAILABLE, how far
+        # behind) rather than DEADLINE_EXCEEDED
+        patience = None if remaining is None else max(0.0, remaining - max(0.05, remaining / 20))
+        await self._follower.wait_for(min_seq, patience)
 
     def _check_batch(self, field: str, size: int) -> None:
         if size > self._max_batch:

@@ -12,6 +12,7 @@ from protos.visualsearch.v1 import index_pb2, index_pb2_grpc, taxonomy_pb2_grpc
 from tests.shard_server import (
     DIM,
     MODEL,
+    PARTITION_OF,
     WAIT_S,
     Cluster,
     delete,
@@ -23,8 +24,12 @@ from tests.shard_server import (
     vector,
 )
 
-TSHIRTS, SHIRTS, SHOES = "Apparel/Topwear/Tshirts", "Apparel/Topwear/Shirts", "Footwear/Shoes/Casual Shoes"
-TOPWEAR, FOOTWEAR_SHOES = "102", "202"  # partitions: the ids of the second-level nodes
+TSHIRTS, SHIRTS, SHOES = (
+    "Apparel/Topwear/Tshirts",
+    "Apparel/Topwear/Shirts",
+    "Footwear/Shoes/Casual Shoes",
+)
+TOPWEAR, FOOTWEAR_SHOES = PARTITION_OF[TSHIRTS], PARTITION_OF[SHOES]  # node ids, as strings
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +95,7 @@ def test_a_deleted_item_is_neither_found_nor_fetched(
     assert fetch(index, ["gone", "kept"], seq).keys() == {"kept"}
 
 
-def test_a_position_the_record_has_not_reached_is_unavailable(
+def test_a_position_not_yet_reached_fails_by_the_deadline_instead_of_answering(
     record: taxonomy_pb2_grpc.TaxonomyStub, index: index_pb2_grpc.IndexStub
 ) -> None:
     seq = put(record, [item("early", TSHIRTS, 60)])
@@ -99,7 +104,9 @@ def test_a_position_the_record_has_not_reached_is_unavailable(
     with pytest.raises(grpc.RpcError) as refused:
         index.Fetch(request, timeout=1.0)
 
+    # The shard stops just short of the caller's deadline and says how far behind it is.
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+    assert f"not yet {seq + 1000}" in refused.value.details()
 
 
 def _query(**fields: object) -> Callable[[index_pb2_grpc.IndexStub], object]:

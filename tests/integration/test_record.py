@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import Engine, create_engine, insert, text
@@ -297,3 +298,144 @@ def test_export_writes_the_tree_and_the_items_leaves(tmp_path: Path, catalog_dir
     assert [(item["id"], item["leaf"]) for item in data["items"]] == [
         (row[0], "/".join(row[1:4])) for row in ROWS
     ]
+
+
+DIM = 4
+
+
+def _floats(*values: float) -> bytes:
+    return np.array(values, dtype="<f4").tobytes()
+
+
+def _with_vector(item_id: str, leaf: str, seed: int, model_version: str = "m1") -> Incoming:
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype("<f4").tobytes()
+    return Incoming(item_id, leaf, vector=vector, model_version=model_version)
+
+
+def test_the_feed_is_gap_free_and_in_commit_order_across_puts_deletes_and_edits(
+    record: Record,
+) -> None:
+    put = record.put_items([_with_vector("a", TSHIRTS, 1), _with_vector("b", SHOES, 2)], 0.0)
+    deleted, delete_seq = record.delete_items(["a", "nope"])
+    renamed = record.apply(ops.Rename("Footwear", "Feet"), record.version, "ann")
+    again = record.put_items([_with_vector("c", SHIRTS, 3)], 0.0)
+
+    changes = record.changes(0, 1000)
+
+    assert changes is not None
+    assert [c.seq for c in changes] == list(range(1, record.seq + 1))
+    assert [(c.kind, c.item_id) for c in changes[1:]] == [
+        ("upsert", "a"),
+        ("upsert", "b"),
+        ("delete", "a"),
+        ("edit", ""),
+        ("upsert", "c"),
+    ]
+    assert (put.seq, deleted, delete_seq, renamed.seq, again.seq) == (3, 1, 4, 5, 6)
+    assert (
+        changes[2].item is not None and changes[2].item.vector == _with_vector("b", SHOES, 2).vector
+    )
+    assert changes[4].version == renamed.version
+    assert [c.seq for c in record.changes(4, 1) or []] == [5]
+
+
+def test_an_edit_moving_a_leaf_to_another_partition_places_its_items_there(
+    record: Record,
+) -> None:
+    record.put_items(
+        [
+            _with_vector("t1", TSHIRTS, 1),
+            _with_vector("t2", TSHIRTS, 2),
+            _with_vector("s", SHIRTS, 3),
+        ],
+        0.0,
+    )
+    shoes = record.tree.find("Footwear/Shoes")
+
+    moved = record.apply(ops.MoveNode(TSHIRTS, "Footwear/Shoes"), record.version, "ann")
+
+    (change,) = record.changes(moved.seq - 1, 10) or []
+    assert (change.seq, change.kind, change.version) == (moved.seq, "edit", moved.version)
+    assert [(p.item_id, p.leaf, p.partition_id) for p in change.placements] == [
+        ("t1", "Footwear/Shoes/Tshirts", shoes),
+        ("t2", "Footwear/Shoes/Tshirts", shoes),
+    ]
+    assert {p.leaf_id for p in change.placements} == {record.tree.find("Footwear/Shoes/Tshirts")}
+    scanned = record.scan([shoes], [], "m1")
+    assert [i.item_id for i in scanned.items] == ["t1", "t2"]
+
+
+def test_scan_returns_exactly_the_items_and_vectors_as_of_its_seq(record: Record) -> None:
+    items = [_with_vector(f"t{n}", TSHIRTS, n) for n in range(5)]
+    record.put_items([*items, _with_vector("shoe", SHOES, 9), Incoming("bare", SHIRTS)], 0.0)
+    record.put_items([_with_vector("t1", TSHIRTS, 77)], 0.0)  # a new vector replaces the old
+    record.put_items([_with_vector("old", SHIRTS, 5, model_version="m0")], 0.0)
+    record.delete_items(["t2"])
+    topwear = record.tree.find("Apparel/Topwear")
+
+    scanned = record.scan([topwear], [], "m1")
+    named = record.scan([], ["t1", "shoe", "bare", "t2"], "m1")
+    record.put_items([_with_vector("later", TSHIRTS, 8)], 0.0)
+    latest = record.scan([], [], "")
+
+    assert scanned.seq == named.seq == record.seq - 1 and scanned.model_version == "m1"
+    assert {i.item_id: i.vector for i in scanned.items} == {
+        "t0": items[0].vector,
+        "t1": _with_vector("t1", TSHIRTS, 77).vector,
+        "t3": items[3].vector,
+        "t4": items[4].vector,
+    }
+    assert {(i.item_id, i.leaf, i.partition_id) for i in scanned.items} == {
+        (f"t{n}", TSHIRTS, topwear) for n in (0, 1, 3, 4)
+    }
+    assert [i.item_id for i in named.items] == ["shoe", "t1"]
+    assert (latest.seq, latest.model_version) == (record.seq, "m0")
+    assert [(i.item_id, i.vector) for i in latest.items] == [
+        ("old", _with_vector("", "", 5).vector)
+    ]
+
+
+def test_a_follower_behind_what_the_feed_keeps_is_told_to_rebuild(engine: Engine) -> None:
+    record = Record(sessionmaker(engine), partition_level=2, feed_keep=10)
+    record.apply(ops.Import("lines", LINES), 0, "tester")
+    for n in range(30):
+        record.put_items([_with_vector(f"i{n}", TSHIRTS, n)], 0.0)
+
+    kept = record.changes(record.seq - 10, 100)
+
+    assert record.changes(0, 100) is None
+    assert record.changes(record.seq - 11, 100) is None
+    assert kept is not None and [c.seq for c in kept] == list(range(record.seq - 9, record.seq + 1))
+    assert record.changes(record.seq, 100) == []
+    with pytest.raises(InvalidArgument):
+        record.changes(record.seq + 1, 100)
+
+
+def test_a_bad_vector_is_refused_for_its_item_alone(record: Record) -> None:
+    record.put_items([_with_vector("first", TSHIRTS, 1)], 0.0)  # m1 vectors are 4 wide
+
+    put = record.put_items(
+        [
+            _with_vector("ok", TSHIRTS, 2),
+            Incoming("narrow", TSHIRTS, vector=_floats(1, 2, 3), model_version="m1"),
+            Incoming("nan", TSHIRTS, vector=_floats(1, float("nan"), 3, 4), model_version="m1"),
+            Incoming("inf", TSHIRTS, vector=_floats(1, float("inf"), 3, 4), model_version="m1"),
+            Incoming("unversioned", TSHIRTS, vector=_floats(1, 2, 3, 4)),
+            Incoming("ragged", TSHIRTS, vector=b"12345", model_version="m1"),
+            Incoming("other", SHOES, vector=_floats(1, 2, 3, 4, 5, 6), model_version="m2"),
+        ],
+        0.0,
+    )
+
+    assert [(f.index, f.item_id, f.code) for f in put.failures] == [
+        (1, "narrow", "INVALID_ARGUMENT"),
+        (2, "nan", "INVALID_ARGUMENT"),
+        (3, "inf", "INVALID_ARGUMENT"),
+        (4, "unversioned", "INVALID_ARGUMENT"),
+        (5, "ragged", "INVALID_ARGUMENT"),
+    ]
+    assert "model_version" in put.failures[3].message
+    assert [i.id for i in record.all_items()] == ["first", "ok", "other"]
+    upserted = [c.item_id for c in record.changes(0, 100) or [] if c.kind == "upsert"]
+    assert upserted == ["first", "ok", "other"]
+    assert [i.item_id for i in record.scan([], [], "m1").items] == ["first", "ok"]
