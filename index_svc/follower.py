@@ -20,7 +20,7 @@ from common.errors import Unavailable, VisualSearchError
 from common.feed import DELETE, ROUTE, Change, ItemState, Route
 from common.routing import NodeInfo, Routes, partition_map
 from index_svc.shard import Shard
-from index_svc.snapshots import Snapshots
+from index_svc.snapshots import Loaded, Snapshots
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -105,31 +105,15 @@ class Follower:
         build = loaded is None
         while True:
             try:
-                tree = await self._tree()
-                self._assignment.routes.rows = {
-                    str(r.partition_id): wire.route(r) for r in tree.routes
-                }  # as they are now; the feed's later route entries update them
-                configured = self.shard.model_version
-                if loaded is not None and configured and loaded.model_version != configured:
-                    log.warning(
-                        "the snapshot holds model version %s, not the configured %s: rebuilding",
-                        loaded.model_version,
-                        configured,
-                    )
-                    loaded, build = None, True
+                self._take_routes(await self._tree())
                 if loaded is not None:
-                    await asyncio.to_thread(self.shard.restore, loaded)
-                    log.info(
-                        "restored %d vectors at seq %d from a checked snapshot",
-                        self.shard.count,
-                        loaded.seq,
-                    )
+                    build = not await self._restore(loaded)
                     loaded = None
-                    self.ready = True
                 if build:
                     await self._build()
-                    self.ready = True
                     build = False
+                self.ready = True
+                await self._wake()  # callers waiting for a position this one already holds
                 await self._report_built()
                 await self._follow()
                 build = True  # the feed no longer keeps our position
@@ -140,6 +124,26 @@ class Follower:
                 log.exception("following the record broke; rebuilding in %.0fs", RETRY_S)
                 build = True
                 await asyncio.sleep(RETRY_S)
+
+    async def _restore(self, loaded: Loaded) -> bool:
+        """Takes a checked snapshot, unless it holds another model version than configured."""
+        configured = self.shard.model_version
+        if configured and loaded.model_version != configured:
+            log.warning(
+                "the snapshot holds model version %s, not the configured %s: rebuilding",
+                loaded.model_version,
+                configured,
+            )
+            return False
+        await asyncio.to_thread(self.shard.restore, loaded)
+        log.info(
+            "restored %d vectors at seq %d from a checked snapshot", self.shard.count, loaded.seq
+        )
+        return True
+
+    def _take_routes(self, tree: taxonomy_pb2.Tree) -> None:
+        """The routing table as the tree was read; the feed's later route entries update it."""
+        self._assignment.routes.rows = {str(r.partition_id): wire.route(r) for r in tree.routes}
 
     async def wait_for(self, seq: int, timeout: float | None) -> None:
         """Returns once the shard is built and has applied the feed up to `seq`; with `seq`
@@ -173,8 +177,7 @@ class Follower:
         started = time.monotonic()
         while True:
             tree = await self._tree()
-            rows = {str(r.partition_id): wire.route(r) for r in tree.routes}
-            self._assignment.routes.rows = rows
+            self._take_routes(tree)
             nodes = [NodeInfo(n.id, n.path, n.parent_id, n.depth, n.is_leaf) for n in tree.nodes]
             parts = partition_map(nodes, self._level, list(tree.split))
             owned = sorted(
@@ -183,9 +186,11 @@ class Follower:
             )  # fmt: skip
             scanned, seq, version = await self._scan(owned) if owned else ([], tree.seq, "")
             after = await self._tree()
-            if after.version == tree.version and list(after.routes) == list(tree.routes):
+            if (after.version, list(after.routes), list(after.split)) == (
+                tree.version, list(tree.routes), list(tree.split)
+            ):  # fmt: skip
                 break
-            log.info("the tree or the routing changed during the scan; scanning again")
+            log.info("the tree, routing or splits changed during the scan; scanning again")
         await asyncio.to_thread(self.shard.reset, seq, version, scanned)
         await asyncio.to_thread(self.shard.snapshot, self._snapshots.write)
         self._since_snapshot = 0

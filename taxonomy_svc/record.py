@@ -224,17 +224,19 @@ class Record:
     def delete_items(self, ids: Sequence[str]) -> tuple[int, int]:
         """Deletes items and their vectors, announced on the feed; returns (how many were
         held, the feed's head after the commit, 0 if none was)."""
-        with self._lock, self._sessions.begin() as session:
-            deleted = items.delete(session, ids)
-            if not deleted:
-                return 0, 0
-            self.seq = feed.append(session, [feed.delete_row(item_id) for item_id in deleted])
-            self._trim(session, self.seq, len(deleted))
+        with self._lock:
+            with self._sessions.begin() as session:
+                deleted = items.delete(session, ids)
+                if not deleted:
+                    return 0, 0
+                seq = feed.append(session, [feed.delete_row(item_id) for item_id in deleted])
+                self._trim(session, seq, len(deleted))
+            self.seq = seq
             for item_id in deleted:
                 leaf = self._leaf_of.pop(item_id, None)
                 if leaf is not None:
                     self._sizes[self._parts.get(leaf, leaf)] -= 1
-            return len(deleted), self.seq
+            return len(deleted), seq
 
     def changes(self, after: int, limit: int, tree_only: bool = False) -> list[Change] | None:
         """The feed's entries after `after`, oldest first; None if some are no longer kept
@@ -351,8 +353,8 @@ class Record:
         placed = partitions.placements(tree, self._parts, parts, {}, self._leaf_of)
         with self._sessions.begin() as session:
             session.add(SplitRow(node_id=node))
-            self.seq = feed.append(session, [feed.edit_row(node, placed, SPLIT)])
-        self.split, self._parts = frozenset(split), parts
+            seq = feed.append(session, [feed.edit_row(node, placed, SPLIT)])
+        self.seq, self.split, self._parts = seq, frozenset(split), parts
         self._sizes = partitions.sizes(parts, self._leaf_of)
         log.info(
             "partition %s split into %d; %d items moved",
@@ -404,7 +406,8 @@ class Record:
                     .where(RouteRow.partition_id == route.partition_id)
                     .values(**values)
                 )
-            self.seq = feed.append(session, [feed.route_row(route)])
+            seq = feed.append(session, [feed.route_row(route)])
+        self.seq = seq
         self.routes = {**self.routes, route.partition_id: route}  # readers iterate it
         return route
 
