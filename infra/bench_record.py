@@ -1,12 +1,19 @@
-"""The record and its followers: ingest, time until searchable, shard rebuild, search.
+"""The record and its followers: ingest (beside the old shard log), searchable, rebuild, search.
 
     python -m infra.bench_record [--items 20000] [--dim 160] [--rebuild-sizes 100000,1000000]
-        [--writes 300] [--rate 50] [--repeats 3] [--seconds 3] [--clients 4]
+        [--writes 300] [--rate 50] [--repeats 3] [--seconds 3] [--clients 4] [--old-commit 8409fad]
 
 Every process is started here on loopback (infra.process), on a generated tree (4 top-level
 nodes, 2 partitions under each at level 2, 2 leaves under each partition) and clustered random
-vectors, in a temporary folder that is removed at the end:
+vectors, in a temporary folder that is removed at the end. Timing starts once the load average
+is below 2 (waited for up to 5 minutes, then it goes on and says so):
 
+0. record vs shard-owned log: the write path below the gateway in the design before the record
+   (commit 8409fad, `--old-commit`: the gateway's GetItems, PutItems without the vector, then
+   the shard's Upsert, which fsyncs its write-ahead log before answering), its services run from
+   `git archive` of that commit with their own generated stubs and called with that commit's
+   messages, beside part 1's PutItems with vectors: items/s in batches; for single items at a
+   steady rate the time to the acknowledgement and until a shard has applied the write.
 1. ingest: PutItems items/s in batches (64 and 512 items a call) with SQLite synchronous=FULL
    and NORMAL; single-item PutItems at a steady rate, and the time from each answer until a
    shard's Stats(min_seq=seq) returns. Reference: a GetTree(version_only) round trip.
@@ -21,6 +28,7 @@ much.
 """
 
 import argparse
+import ast
 import asyncio
 import os
 import shutil
@@ -34,9 +42,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf import descriptor_pool, message_factory
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import sessionmaker
@@ -59,7 +69,11 @@ TIMEOUT = 60.0
 READY_TIMEOUT_S = 1800.0
 POLL_S = 0.025
 BATCHES = (64, 512)
+OLD_COMMIT = "8409fad"  # the last commit whose shards owned their data (Index.Upsert, a log)
+QUIET_LOAD = 2.0  # timing waits for the 1-minute load average to fall below this ...
+QUIET_WAIT_S = 300.0  # ... for at most this long
 SETTINGS = ("FULL", "NORMAL")
+RUNS = 3  # timed runs of each batch figure
 CORES_NOTE = (
     "this machine has 2 shared cores: every server and the clients share them, so replicas "
     "cannot add CPU here; a second replica can at most use the core one shard process leaves "
@@ -74,9 +88,12 @@ def main() -> None:
     console.width = max(console.width, 124)
     print(f"command: {command}")
     print(f"machine: {os.cpu_count()} cores visible; {CORES_NOTE}")
+    print(f"load before timing: {_quiet()}")
     started = time.monotonic()
     with _Cluster() as cluster:
+        old = _bench_old(cluster, args)
         ingest = _bench_ingest(cluster, args)
+        _print_old(console, old, ingest, args, command)
         _print_ingest(console, ingest, args, command)
         rebuilds, searches = [], None
         for n, size in enumerate(args.rebuild_sizes):
@@ -86,7 +103,22 @@ def main() -> None:
             _print_rebuild(console, rebuilds[-1:], args, command)
         if searches is not None:
             _print_search(console, searches, args, command)
-    print(f"wall time: {time.monotonic() - started:.0f}s")
+    print(f"wall time: {time.monotonic() - started:.0f}s; load at the end: {_load():.2f}")
+
+
+def _load() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def _quiet() -> str:
+    """Waits up to QUIET_WAIT_S for the load average to fall below QUIET_LOAD; says how it went."""
+    start = time.monotonic()
+    while (load := _load()) >= QUIET_LOAD and time.monotonic() - start < QUIET_WAIT_S:
+        time.sleep(5.0)
+    waited = time.monotonic() - start
+    if load >= QUIET_LOAD:
+        return f"{load:.2f} after waiting {waited:.0f}s for it to fall below {QUIET_LOAD:g}: busy"
+    return f"{load:.2f} (waited {waited:.0f}s for it to fall below {QUIET_LOAD:g})"
 
 
 def _arguments() -> argparse.Namespace:
@@ -105,6 +137,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of a search run")
     parser.add_argument("--clients", type=int, default=4, help="concurrent search clients")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--old-commit", default=OLD_COMMIT, help="the commit whose shard owned its log (part 0)"
+    )
     return parser.parse_args()
 
 
@@ -224,18 +259,21 @@ class Shard:
         return sum(p.count for p in stats.partitions)
 
 
-def _seed(database: Path) -> None:
-    """The generated tree, imported as one edit (what the seed command does)."""
-    lines = "".join(
+def _tree_lines() -> str:
+    return "".join(
         f"T{t} > G{t}{g} > L{t}{g}{leaf}\n"
         for t in range(TOPS)
         for g in range(GROUPS)
         for leaf in range(LEAVES)
     )
+
+
+def _seed(database: Path) -> None:
+    """The generated tree, imported as one edit (what the seed command does)."""
     engine = make_engine(str(database))
     try:
         record = Record(sessionmaker(engine), partition_level=PARTITION_LEVEL)
-        record.apply(ops.Import("lines", lines), record.version, "bench")
+        record.apply(ops.Import("lines", _tree_lines()), record.version, "bench")
     finally:
         engine.dispose()
 
@@ -290,6 +328,188 @@ def _put(stub: taxonomy_pb2_grpc.TaxonomyStub, items: list[taxonomy_pb2.Item]) -
     return int(reply.seq)
 
 
+# --- 0. the shard-owned log of the old design ------------------------------------------------
+
+OLD_SEED = """
+import sys
+from sqlalchemy.orm import sessionmaker
+from taxonomy_svc import ops
+from taxonomy_svc.db import make_engine
+from taxonomy_svc.record import Record
+engine = make_engine(sys.argv[1])
+record = Record(sessionmaker(engine), partition_level=int(sys.argv[2]))
+record.apply(ops.Import("lines", sys.argv[3]), record.version, "bench")
+engine.dispose()
+"""
+
+
+@dataclass
+class Old:
+    rates: dict[int, list[float]]  # batch: items/s of each run
+    ack_ms: list[float]  # single item: GetItems sent to the shard's Upsert answer
+    stage_ms: dict[str, list[float]]  # single item: each call's round trip
+
+
+class _OldMessages:
+    """The old commit's messages, from its generated modules' serialized descriptors.
+
+    They go into a descriptor pool of their own: HEAD's generated modules already hold files of
+    the same names (and other contents) in the default pool, so the old modules cannot be
+    imported beside them.
+    """
+
+    def __init__(self, tree: Path) -> None:
+        self.pool = descriptor_pool.DescriptorPool()
+        for name in ("common", "index", "taxonomy"):
+            self.pool.AddSerializedFile(_serialized(tree / f"protos/visualsearch/v1/{name}_pb2.py"))
+
+    def __getattr__(self, name: str) -> Any:
+        found = self.pool.FindMessageTypeByName(f"visualsearch.v1.{name}")
+        return message_factory.GetMessageClass(found)
+
+
+def _serialized(module: Path) -> bytes:
+    """The FileDescriptorProto a generated module adds to the pool (its one bytes literal)."""
+    for node in ast.walk(ast.parse(module.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "AddSerializedFile"
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, bytes)
+        ):
+            return node.args[0].value
+    raise RuntimeError(f"{module}: no AddSerializedFile(b'...') found")
+
+
+class _OldWriter:
+    """What the old gateway did per batch below the embedding, against one old shard.
+
+    GetItems (the items' shards before, for a move), PutItems without vectors, then Upsert of
+    the vectors to the shard of their partitions, one call after another.
+    """
+
+    def __init__(self, messages: _OldMessages, taxonomy: grpc.Channel, index: grpc.Channel):
+        self.m = messages
+        self.get = self._call(taxonomy, "Taxonomy/GetItems", "GetItems")
+        self.put = self._call(taxonomy, "Taxonomy/PutItems", "PutItems")
+        self.upsert = self._call(index, "Index/Upsert", "Upsert")
+        self.stage_ms: dict[str, list[float]] = {"GetItems": [], "PutItems": [], "Upsert": []}
+
+    def _call(self, channel: grpc.Channel, method: str, name: str) -> grpc.UnaryUnaryMultiCallable:
+        return channel.unary_unary(
+            f"/visualsearch.v1.{method}",
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=getattr(self.m, f"{name}Response").FromString,
+        )
+
+    def write(self, items: list[taxonomy_pb2.Item], timed: bool = False) -> None:
+        m = self.m
+        marks = [time.perf_counter()]
+        self.get(m.GetItemsRequest(ids=[item.id for item in items]), timeout=TIMEOUT)
+        marks.append(time.perf_counter())
+        old = [
+            m.Item(id=i.id, leaf=i.leaf, leaf_source=i.leaf_source, title=i.title) for i in items
+        ]
+        reply = self.put(m.PutItemsRequest(items=old), timeout=TIMEOUT)
+        if reply.errors:
+            raise RuntimeError(f"old PutItems refused {len(reply.errors)}: {reply.errors[0]}")
+        marks.append(time.perf_counter())
+        vectors = [
+            m.Vector(
+                item_id=item.id,
+                partition=paths.partition_of(leaf, PARTITION_LEVEL),
+                leaf=leaf,
+                vector=item.vector,
+                model_version=item.model_version,
+            )
+            for item, leaf in zip(items, reply.leaves, strict=True)
+        ]
+        answer = self.upsert(m.UpsertRequest(vectors=vectors), timeout=TIMEOUT)
+        if answer.errors or answer.upserted != len(items):
+            raise RuntimeError(f"old Upsert: {answer.upserted} of {len(items)}, {answer.errors}")
+        marks.append(time.perf_counter())
+        if timed:
+            for stage, start, end in zip(self.stage_ms, marks[:-1], marks[1:], strict=True):
+                self.stage_ms[stage].append((end - start) * 1e3)
+
+
+def _bench_old(cluster: _Cluster, args: argparse.Namespace) -> Old:
+    """The old taxonomy and one old shard, from `git archive` of args.old_commit."""
+    tree = cluster.folder / "old-tree"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", args.old_commit],
+        cwd=process.ROOT, check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    database = cluster.folder / "old-taxonomy.sqlite"
+    subprocess.run(
+        [sys.executable, "-c", OLD_SEED, str(database), str(PARTITION_LEVEL), _tree_lines()],
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True,
+    )  # fmt: skip
+    taxonomy_port, shard_port = process.free_ports(2)
+    env = cluster.env(
+        VS_TAXONOMY_PORT=str(taxonomy_port),
+        VS_TAXONOMY_DATABASE=str(database),
+        VS_INDEX_PORTS=str(shard_port),
+        VS_INDEX_DATA_DIR=str(cluster.folder / "old-shards"),
+    )
+    children = [
+        _spawn_old(cluster, tree, "taxonomy_svc.server", [], "old-taxonomy.log", env),
+        _spawn_old(cluster, tree, "index_svc.server", ["--shard", "0"], "old-shard.log", env),
+    ]
+    addresses = [f"127.0.0.1:{taxonomy_port}", f"127.0.0.1:{shard_port}"]
+    try:
+        for child, address in zip(children, addresses, strict=True):
+            process.wait_serving(address, child.popen, child.log, time.monotonic() + TIMEOUT)
+        with (
+            grpc.insecure_channel(addresses[0], options=channel_options()) as taxonomy,
+            grpc.insecure_channel(addresses[1], options=channel_options()) as index,
+        ):
+            writer = _OldWriter(_OldMessages(tree), taxonomy, index)
+            vectors, leaves = _Vectors(args.dim, args.seed), _leaves()
+            writer.write(_items(vectors, "old-warm", 0, 64, leaves))
+            result = Old({}, [], writer.stage_ms)
+            for batch in BATCHES:
+                result.rates[batch] = _batch_rates(
+                    f"OLD GetItems+PutItems+Upsert x{batch}",
+                    _calls(vectors, "old-b", batch, args.items, leaves),
+                    writer.write,
+                )
+
+            def write(n: int) -> None:
+                items = _items(vectors, "old-one", n, 1, leaves)
+                sent = time.perf_counter()
+                writer.write(items, timed=True)
+                result.ack_ms.append((time.perf_counter() - sent) * 1e3)
+
+            _steady(args, "OLD single-item writes", write)
+    finally:
+        for child in reversed(children):
+            cluster.stop(child)
+    return result
+
+
+def _spawn_old(
+    cluster: _Cluster, tree: Path, module: str, args: Sequence[str], log: str, env: dict[str, str]
+) -> Child:
+    """process.spawn, but in the old tree: its code, its stubs, its working directory."""
+    environment = {**os.environ, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1", **env}
+    with (cluster.folder / log).open("ab") as output:
+        child = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=tree,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    cluster.children.append(child)
+    return Child(child, cluster.folder / log)
+
+
 # --- 1. ingest -------------------------------------------------------------------------------
 
 
@@ -305,7 +525,6 @@ class Ingest:
 def _bench_ingest(cluster: _Cluster, args: argparse.Namespace) -> Ingest:
     vectors, leaves = _Vectors(args.dim, args.seed), _leaves()
     result = Ingest({}, {}, {}, [], [])
-    runs = 3
     for synchronous in SETTINGS:
         with cluster.taxonomy(f"ingest-{synchronous.lower()}", synchronous) as taxonomy:
             stub = taxonomy.stub
@@ -315,20 +534,11 @@ def _bench_ingest(cluster: _Cluster, args: argparse.Namespace) -> Ingest:
                 100,
             )
             for batch in BATCHES:
-                per_run = max(1, -(-args.items // runs // batch)) * batch  # whole calls, rounded up
-                calls = [
-                    _items(vectors, f"b{batch}-r{run}", c * batch, batch, leaves)
-                    for run in range(runs)
-                    for c in range(per_run // batch)
-                ]
-                rates = []
-                for run in tqdm(range(runs), desc=f"{synchronous} PutItems x{batch}", unit="run"):
-                    mine = calls[run * (per_run // batch) : (run + 1) * (per_run // batch)]
-                    start = time.perf_counter()
-                    for items in mine:
-                        _put(stub, items)
-                    rates.append(per_run / (time.perf_counter() - start))
-                result.rates[(synchronous, batch)] = rates
+                result.rates[(synchronous, batch)] = _batch_rates(
+                    f"{synchronous} PutItems x{batch}",
+                    _calls(vectors, "b", batch, args.items, leaves),
+                    partial(_put, stub),
+                )
             put_ms, visible_ms, stats_ms = _searchable(cluster, taxonomy, vectors, args)
             result.put_ms[synchronous], result.visible_ms[synchronous] = put_ms, visible_ms
             result.stats_ms += stats_ms
@@ -348,9 +558,8 @@ def _searchable(
         with grpc.insecure_channel(shard.address) as channel:
             index = index_pb2_grpc.IndexStub(channel)
             stats_ms = _round_trips(lambda: index.Stats(index_pb2.StatsRequest(), timeout=10), 100)
-            begin = time.perf_counter()
-            for n in tqdm(range(args.writes), desc="single-item writes", unit="write"):
-                time.sleep(max(0.0, begin + n / args.rate - time.perf_counter()))
+
+            def write(n: int) -> None:
                 items = _items(vectors, f"one-{taxonomy.port}", n, 1, leaves)
                 sent = time.perf_counter()
                 seq = _put(taxonomy.stub, items)
@@ -359,9 +568,48 @@ def _searchable(
                 seen = time.perf_counter()
                 put_ms.append((answered - sent) * 1e3)
                 visible_ms.append((seen - answered) * 1e3)
+
+            _steady(args, "single-item writes", write)
     finally:
         cluster.stop(shard.child)
     return put_ms, visible_ms, stats_ms
+
+
+def _calls(
+    vectors: _Vectors, prefix: str, batch: int, items: int, leaves: Sequence[str]
+) -> list[list[list[taxonomy_pb2.Item]]]:
+    """RUNS runs of whole calls of `batch` items, about `items` in all (rounded up)."""
+    per_run = max(1, -(-items // RUNS // batch))
+    return [
+        [
+            _items(vectors, f"{prefix}{batch}-r{run}", c * batch, batch, leaves)
+            for c in range(per_run)
+        ]
+        for run in range(RUNS)
+    ]
+
+
+def _batch_rates(
+    desc: str,
+    runs: list[list[list[taxonomy_pb2.Item]]],
+    write: Callable[[list[taxonomy_pb2.Item]], object],
+) -> list[float]:
+    """Items/s of each run of calls, each call written (and answered) before the next."""
+    rates = []
+    for calls in tqdm(runs, desc=desc, unit="run"):
+        start = time.perf_counter()
+        for items in calls:
+            write(items)
+        rates.append(sum(map(len, calls)) / (time.perf_counter() - start))
+    return rates
+
+
+def _steady(args: argparse.Namespace, desc: str, write: Callable[[int], None]) -> None:
+    """Calls write(0 .. args.writes - 1) at args.rate a second (late ones go at once)."""
+    begin = time.perf_counter()
+    for n in tqdm(range(args.writes), desc=desc, unit="write"):
+        time.sleep(max(0.0, begin + n / args.rate - time.perf_counter()))
+        write(n)
 
 
 def _round_trips(call: Callable[[], object], n: int) -> list[float]:
@@ -513,6 +761,57 @@ def _table(title: str, columns: Sequence[str]) -> Table:
     return table
 
 
+def _print_old(
+    console: Console, old: Old, ingest: Ingest, args: argparse.Namespace, cmd: str
+) -> None:
+    table = _table(
+        "0. Write path below the gateway: shard-owned log (old) vs the record (medians; "
+        "latencies p50 / p99 in ms)",
+        ("figure", f"old ({args.old_commit})", "record, FULL", "record, NORMAL", "FULL/old"),
+    )
+    for batch in BATCHES:
+        before = statistics.median(old.rates[batch])
+        full, normal = (statistics.median(ingest.rates[(s, batch)]) for s in SETTINGS)
+        table.add_row(
+            f"x{batch} items/s", f"{before:,.0f}", f"{full:,.0f}", f"{normal:,.0f}",
+            f"{full / before:.2f}",
+        )  # fmt: skip
+    searchable = {
+        s: [a + b for a, b in zip(ingest.put_ms[s], ingest.visible_ms[s], strict=True)]
+        for s in SETTINGS
+    }
+    for name, figures in (
+        ("x1 write to acknowledged", ingest.put_ms),
+        ("x1 write to applied on a shard", searchable),
+    ):
+        table.add_row(
+            name, _p50_p99(old.ack_ms), _p50_p99(figures["FULL"]), _p50_p99(figures["NORMAL"]),
+            f"{statistics.median(figures['FULL']) / statistics.median(old.ack_ms):.2f}",
+        )  # fmt: skip
+    stages = " + ".join(f"{statistics.median(ms):.2f}" for ms in old.stage_ms.values())
+    table.add_row(f"old x1: {' + '.join(old.stage_ms)}", stages, "", "", "")
+    console.print(table)
+    console.print(
+        f"command: {cmd}\n"
+        "what is timed: the write path below the gateway, called directly; the encoder's "
+        "embedding is the same in both designs and left out (the vectors are generated "
+        "beforehand), and so is the gateway's own work. old: the services of "
+        f"{args.old_commit} (git archive, their own stubs; called with that commit's messages), "
+        "one shard holding every partition; per call, as the old gateway did one after another: "
+        "GetItems (included: the old gateway read the items' shards before the write), "
+        "PutItems without vectors (its SQLite hard-wired to synchronous=NORMAL), then Upsert, "
+        "acknowledged once the shard's log is fsynced, so an acknowledged write was already "
+        "searchable there: its 'applied' is its acknowledgement. record: part 1's figures "
+        "(PutItems with vector and model_version, one commit); applied: from the write's "
+        "start until a following shard's Stats(min_seq=seq) returns, one more round trip "
+        "(ref in part 1). "
+        f"batches: {args.items:,} items per batch size in {RUNS} timed runs (median), dim "
+        f"{args.dim}; single items: {args.writes} at {args.rate:g}/s, old run before the "
+        f"record's\n{CORES_NOTE}",
+        highlight=False,
+    )
+
+
 def _print_ingest(console: Console, ingest: Ingest, args: argparse.Namespace, cmd: str) -> None:
     ref = statistics.median(ingest.tree_ms)
     table = _table(
@@ -545,7 +844,7 @@ def _print_ingest(console: Console, ingest: Ingest, args: argparse.Namespace, cm
     console.print(table)
     console.print(
         f"command: {cmd}\n"
-        f"batches: {args.items:,} items per batch size and setting in 3 timed runs (median), "
+        f"batches: {args.items:,} items per batch size and setting in {RUNS} timed runs (median), "
         f"dim {args.dim}, a new taxonomy server and database per setting; single-item writes: "
         f"{args.writes} at {args.rate:g}/s, each answer's seq awaited with Stats(min_seq) on "
         f"a shard following that server's feed; ref: median round trip of 100 calls\n"
