@@ -19,6 +19,7 @@ from common.clients import call, channel, errors_for
 from common.errors import Unavailable, VisualSearchError
 from common.feed import DELETE, ROUTE, Change, ItemState, Route
 from common.routing import NodeInfo, Routes, partition_map
+from index_svc.partition import Partition
 from index_svc.shard import Shard
 from index_svc.snapshots import Loaded, Snapshots
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
@@ -100,15 +101,12 @@ class Follower:
         self.ready = False  # built (or restored) and following: may answer searches
 
     async def run(self) -> None:
-        """Restores or builds the shard, then follows the feed; retries on failure."""
+        """Restores (serving at once, even while the taxonomy is down) or builds the shard,
+        then follows the feed; retries on failure."""
         loaded = await asyncio.to_thread(self._snapshots.load)
-        build = loaded is None
+        build = loaded is None or not await self._restore(loaded)
         while True:
             try:
-                self._take_routes(await self._tree())
-                if loaded is not None:
-                    build = not await self._restore(loaded)
-                    loaded = None
                 if build:
                     await self._build()
                     build = False
@@ -126,7 +124,8 @@ class Follower:
                 await asyncio.sleep(RETRY_S)
 
     async def _restore(self, loaded: Loaded) -> bool:
-        """Takes a checked snapshot, unless it holds another model version than configured."""
+        """Takes a checked snapshot and the routing table it was taken with (the feed's route
+        entries after it follow), unless it holds another model version than configured."""
         configured = self.shard.model_version
         if configured and loaded.model_version != configured:
             log.warning(
@@ -135,11 +134,22 @@ class Follower:
                 configured,
             )
             return False
+        self._assignment.routes.rows = {str(r.partition_id): r for r in loaded.routes}
         await asyncio.to_thread(self.shard.restore, loaded)
         log.info(
             "restored %d vectors at seq %d from a checked snapshot", self.shard.count, loaded.seq
         )
         return True
+
+    async def _snapshot(self) -> None:
+        """Writes a snapshot of the shard with the routing table it follows."""
+
+        def write(seq: int, version: str, partitions: list[Partition]) -> None:
+            routes = list(self._assignment.routes.rows.values())
+            self._snapshots.write(seq, version, partitions, routes)
+
+        await asyncio.to_thread(self.shard.snapshot, write)
+        self._since_snapshot = 0
 
     def _take_routes(self, tree: taxonomy_pb2.Tree) -> None:
         """The routing table as the tree was read; the feed's later route entries update it."""
@@ -169,7 +179,7 @@ class Follower:
     async def close(self) -> None:
         """Writes a last snapshot if anything was applied since the previous one."""
         if self.ready and self._since_snapshot:
-            await asyncio.to_thread(self.shard.snapshot, self._snapshots.write)
+            await self._snapshot()
         await self._channel.close(grace=None)
 
     async def _build(self) -> None:
@@ -192,8 +202,7 @@ class Follower:
                 break
             log.info("the tree, routing or splits changed during the scan; scanning again")
         await asyncio.to_thread(self.shard.reset, seq, version, scanned)
-        await asyncio.to_thread(self.shard.snapshot, self._snapshots.write)
-        self._since_snapshot = 0
+        await self._snapshot()
         log.info(
             "built %d vectors in %d partitions from the record at seq %d in %.1fs",
             self.shard.count,
@@ -291,8 +300,7 @@ class Follower:
         self._since_snapshot += len(changes)
         await self._wake()
         if self._since_snapshot >= self._snapshot_every:
-            await asyncio.to_thread(self.shard.snapshot, self._snapshots.write)
-            self._since_snapshot = 0
+            await self._snapshot()
 
     async def _wake(self) -> None:
         async with self._advanced:

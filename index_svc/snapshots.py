@@ -2,8 +2,8 @@
 
     <dir>/LOCK                      locked (fcntl.lockf) while a process serves the directory
     <dir>/snapshot-<seq>/           one sub-directory per partition (Partition.save)
-    <dir>/snapshot-<seq>/MANIFEST   JSON: seq, model version, the SHA-256 of every file, and
-                                    the SHA-256 of all that
+    <dir>/snapshot-<seq>/MANIFEST   JSON: seq, model version, the routing table, the SHA-256
+                                    of every file, and the SHA-256 of all that
     <dir>/damaged-<time>-<name>/    a snapshot that failed its check, set aside for a person
 
 A snapshot is only an accelerator: the record is the truth. One that is missing, torn or
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import FailedPrecondition
+from common.feed import Route
 from index_svc.partition import Partition
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Loaded:
     seq: int
     model_version: str
     partitions: list[Partition]
+    routes: list[Route]  # the routing table as of `seq`
 
 
 class Snapshots:
@@ -66,8 +68,15 @@ class Snapshots:
                 self._set_aside(path, error)
         return None
 
-    def write(self, seq: int, model_version: str, partitions: Iterable[Partition]) -> Path:
-        """Writes a snapshot of `partitions` at feed position `seq`, then removes older ones."""
+    def write(
+        self,
+        seq: int,
+        model_version: str,
+        partitions: Iterable[Partition],
+        routes: Iterable[Route] = (),
+    ) -> Path:
+        """Writes a snapshot of `partitions` and the routing table at feed position `seq`,
+        then removes older ones."""
         final = self.directory / f"snapshot-{seq:012d}"
         if final.exists():
             return final
@@ -81,7 +90,8 @@ class Snapshots:
             for path in sorted(temporary.rglob("*"))
             if path.is_file()
         }
-        body = {"seq": seq, "model_version": model_version, "files": files}
+        rows = [[r.partition_id, r.serving, r.target, r.ready] for r in routes]
+        body = {"seq": seq, "model_version": model_version, "routes": rows, "files": files}
         manifest = {**body, "checksum": _checksum(body)}
         (temporary / MANIFEST).write_text(json.dumps(manifest))
         _fsync_tree(temporary)
@@ -133,7 +143,8 @@ def _read(path: Path) -> Loaded:
         if _sha256(path / name) != digest:
             raise ValueError(f"{name} fails its checksum")
     partitions = [Partition.load(part) for part in sorted(path.iterdir()) if part.is_dir()]
-    return Loaded(manifest["seq"], manifest["model_version"], partitions)
+    routes = [Route(p, tuple(s), tuple(t), tuple(r)) for p, s, t, r in manifest["routes"]]
+    return Loaded(manifest["seq"], manifest["model_version"], partitions, routes)
 
 
 def _checksum(body: dict[str, Any]) -> str:

@@ -176,6 +176,21 @@ def test_a_stopped_shard_restores_its_snapshot_and_follows_on(tmp_path: Path) ->
         assert not re.search(r"built \d+ vectors", cluster.shard.output())  # not from a scan
 
 
+def test_a_shard_restarted_while_the_taxonomy_is_down_serves_its_snapshot(tmp_path: Path) -> None:
+    with running(tmp_path) as cluster:
+        seq, vectors = _fill(cluster, 0, 12)
+        assert fetch(cluster.index(), list(vectors), seq) == vectors
+        cluster.shard.stop()
+        cluster.taxonomy.stop()
+
+        cluster.shard.start()
+        assert fetch(cluster.index(), list(vectors), seq) == vectors  # no record to ask
+
+        cluster.taxonomy.start()
+        later, more = _fill(cluster, 12, 3)
+        assert fetch(cluster.index(), [*vectors, *more], later) == {**vectors, **more}
+
+
 def test_a_killed_shard_catches_up_with_what_it_missed(tmp_path: Path) -> None:
     with running(tmp_path, VS_INDEX_SNAPSHOT_EVERY="7") as cluster:
         seq, vectors = _fill(cluster, 0, 20)
