@@ -211,6 +211,10 @@ def _under_load(
             writer.join()
             searcher.join()
         _check(cluster, ledger, writer)
+    print(  # shown with -s: the counts a closing note quotes
+        f"{KILL_CYCLES} cycles: {len(ledger.acked)} items acknowledged, {len(ledger.deleted)} "
+        f"deleted, {searcher.answered} searches, {writer.failed_calls} writes refused"
+    )
     return ledger, writer, searcher
 
 
