@@ -9,7 +9,7 @@ a log engine (Kafka, NATS JetStream) lies.
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -149,30 +149,31 @@ def latest_version(session: Session) -> str:
 
 
 def scan(
-    session: Session, leaf_ids: Iterable[int] | None, item_ids: Sequence[str], version: str
-) -> list[tuple[str, int, str, str, bytes]]:
+    session: Session,
+    leaf_ids: Iterable[int] | None,
+    item_ids: Sequence[str],
+    version: str,
+    chunk: int,
+) -> Iterator[list[tuple[str, int, str, str, bytes]]]:
     """(item id, leaf id, colour, usage, vector) of the items with a vector of `version`: those
-    named, else those in `leaf_ids`, else every one; sorted by id."""
+    named, else those in `leaf_ids`, else every one; `chunk` rows at a time, streamed from the
+    database."""
     query = (
         select(ItemRow.id, ItemRow.leaf_id, ItemRow.colour, ItemRow.usage, VectorRow.vector)
         .join(VectorRow, VectorRow.item_id == ItemRow.id)
         .where(VectorRow.model_version == version)
+        .order_by(ItemRow.id)
+        .execution_options(yield_per=chunk)
     )
     if item_ids:
-        found = [
-            row
-            for chunk in chunks(item_ids)
-            for row in session.execute(query.where(ItemRow.id.in_(chunk)))
-        ]
+        queries = [query.where(ItemRow.id.in_(ids)) for ids in chunks(item_ids)]
     elif leaf_ids is not None:
-        found = [
-            row
-            for chunk in chunks(list(leaf_ids))
-            for row in session.execute(query.where(ItemRow.leaf_id.in_(chunk)))
-        ]
+        queries = [query.where(ItemRow.leaf_id.in_(ids)) for ids in chunks(list(leaf_ids))]
     else:
-        found = list(session.execute(query))
-    return sorted(((r[0], r[1], r[2], r[3], r[4]) for r in found), key=lambda r: r[0])
+        queries = [query]
+    for one in queries:
+        for rows in session.execute(one).partitions():
+            yield [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 def _change(row: FeedRow) -> Change:

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -263,27 +263,50 @@ class Record:
     def scan(
         self, partitions: Sequence[int], item_ids: Sequence[str], model_version: str
     ) -> Scanned:
-        """Items with their vectors of `model_version` ("" the latest): those named, else those
-        in the partitions (node ids), else all; as of the feed position it returns.
+        """All of `scan_chunks` at once."""
+        first, *rest = self.scan_chunks(partitions, item_ids, model_version)
+        return Scanned(first.seq, first.model_version, [i for c in (first, *rest) for i in c.items])
 
-        The write lock is held while reading, so the items are exactly those at that position.
+    def scan_chunks(
+        self,
+        partitions: Sequence[int],
+        item_ids: Sequence[str],
+        model_version: str,
+        chunk: int = 1000,
+    ) -> Generator[Scanned, None, None]:
+        """Items with their vectors of `model_version` ("" the latest): those named, else those
+        in the partitions (node ids), else all; as of the feed position each chunk carries (at
+        least one chunk, maybe empty).
+
+        One read transaction sees the database as it was at that position (SQLite's WAL
+        snapshot, PostgreSQL's REPEATABLE READ); the write lock is held only to start it, so
+        writes go on while the rows stream out.
 
         Raises:
             NotFound: a partition that is not a node of the current tree.
         """
-        with self._lock, self._sessions() as session:
-            tree, parts, seq = self.tree, self._parts, feed.head(session)
+        with self._sessions() as session:
+            connection = session.connection(
+                execution_options={"isolation_level": "REPEATABLE READ"}
+                if session.get_bind().dialect.name == "postgresql"
+                else {}
+            )
+            with self._lock:
+                if connection.dialect.name == "sqlite":
+                    connection.exec_driver_sql("BEGIN")  # pysqlite starts none for reads
+                tree, parts, seq = self.tree, self._parts, feed.head(session)
             version = model_version or feed.latest_version(session)
             leaves: set[int] | None = None
             if partitions and not item_ids:
                 leaves = {leaf for p in partitions for leaf in tree.subtree(p)}
-            rows = feed.scan(session, leaves, item_ids, version)
-        found = [
-            ItemState(item_id, leaf, tree.path_of(leaf), parts.get(leaf, leaf), version,
-                      vector, colour, usage)
-            for item_id, leaf, colour, usage, vector in rows
-        ]  # fmt: skip
-        return Scanned(seq, version, found)
+            yield Scanned(seq, version, [])
+            for rows in feed.scan(session, leaves, item_ids, version, chunk):
+                found = [
+                    ItemState(item_id, leaf, tree.path_of(leaf), parts.get(leaf, leaf), version,
+                              vector, colour, usage)
+                    for item_id, leaf, colour, usage, vector in rows
+                ]  # fmt: skip
+                yield Scanned(seq, version, found)
 
     def move_partition(self, partition: str | int, to: Sequence[str]) -> Route:
         """Starts moving a partition to the shards `to`: they build it and report ready

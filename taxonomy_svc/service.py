@@ -273,19 +273,18 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     async def Scan(
         self, request: taxonomy_pb2.ScanRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[taxonomy_pb2.ScanChunk]:
-        scanned = await _run(
-            self._record.scan,
-            list(request.partitions),
-            list(request.item_ids),
-            request.model_version,
+        chunks = self._record.scan_chunks(
+            list(request.partitions), list(request.item_ids), request.model_version, SCAN_CHUNK
         )
-        for start in range(0, max(len(scanned.items), 1), SCAN_CHUNK):
-            chunk = scanned.items[start : start + SCAN_CHUNK]
-            yield taxonomy_pb2.ScanChunk(
-                seq=scanned.seq,
-                model_version=scanned.model_version,
-                items=[item_state_pb(item) for item in chunk],
-            )
+        try:
+            while (scanned := await _run(next, chunks, None)) is not None:
+                yield taxonomy_pb2.ScanChunk(
+                    seq=scanned.seq,
+                    model_version=scanned.model_version,
+                    items=[item_state_pb(item) for item in scanned.items],
+                )
+        finally:
+            await _run(chunks.close)  # ends the read transaction in a worker thread too
 
     async def MovePartition(
         self, request: taxonomy_pb2.MovePartitionRequest, context: grpc.aio.ServicerContext

@@ -439,3 +439,18 @@ def test_a_bad_vector_is_refused_for_its_item_alone(record: Record) -> None:
     upserted = [c.item_id for c in record.changes(0, 100) or [] if c.kind == "upsert"]
     assert upserted == ["first", "ok", "other"]
     assert [i.item_id for i in record.scan([], [], "m1").items] == ["first", "ok"]
+
+
+def test_a_scan_streams_the_items_as_of_its_seq_while_writes_go_on(record: Record) -> None:
+    record.put_items([_with_vector(f"t{n}", TSHIRTS, n) for n in range(6)], 0.0)
+    chunks = record.scan_chunks([], [], "m1", chunk=2)
+    first = next(chunks)
+    # writes committed while the scan is under way: neither is seen, and neither waits for it
+    record.put_items([_with_vector("later", TSHIRTS, 8)], 0.0)
+    record.delete_items(["t0"])
+    rest = list(chunks)
+
+    assert first.seq == record.seq - 2
+    assert all(chunk.seq == first.seq for chunk in rest)
+    assert [i.item_id for c in rest for i in c.items] == [f"t{n}" for n in range(6)]
+    assert max(len(c.items) for c in rest) == 2
