@@ -105,9 +105,9 @@ class Gateway:
         """The item's vector from a shard holding its partition (the next replica if one
         fails); None if none holds it."""
         tree = await self._tree.current(deadline.left(), min_seq)
+        if tree.partition_of(leaf) is None:  # an edit the followed tree has not heard of yet
+            tree = await self._tree.current(deadline.left(), fresh=True)
         partition = tree.partition_of(leaf)
-        if partition is None:  # an edit the followed tree has not heard of yet
-            partition = (await self._tree.current(deadline.left(), fresh=True)).partition_of(leaf)
         if partition is None:
             return None
         error: VisualSearchError | None = None
