@@ -41,7 +41,7 @@ class Assignment:
     def __init__(self, address: str, routes: Routes, grace_s: float) -> None:
         self.address = address
         self.routes = routes
-        self._grace_s = grace_s
+        self.grace_s = grace_s
         self._draining: dict[str, float] = {}  # partition -> when to drop it
 
     def __call__(self, partition: str) -> bool:
@@ -56,7 +56,7 @@ class Assignment:
         if after:
             self._draining.pop(name, None)
         elif before:
-            self._draining[name] = time.monotonic() + self._grace_s
+            self._draining[name] = time.monotonic() + self.grace_s
         return after and not before, before and not after
 
     def due(self) -> list[str]:
@@ -221,6 +221,10 @@ class Follower:
                 for name in self._assignment.due():
                     await asyncio.to_thread(self.shard.drop, name)
                     log.info("partition %s dropped: it moved away", name)
+                for name in await asyncio.to_thread(
+                    self.shard.drop_retired, self._assignment.grace_s
+                ):
+                    log.info("partition %s dropped: it was split", name)
                 try:
                     batch = [await asyncio.wait_for(queue.get(), DRAIN_CHECK_S)]
                 except TimeoutError:

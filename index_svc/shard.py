@@ -9,6 +9,7 @@ rename changes nothing here, and one model version is served (vectors of others 
 import dataclasses
 import heapq
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import attrgetter
@@ -16,7 +17,7 @@ from operator import attrgetter
 import numpy as np
 
 from common.errors import InvalidArgument
-from common.feed import DELETE, Change, ItemState
+from common.feed import DELETE, SPLIT, Change, ItemState
 from index_svc.partition import Partition
 from index_svc.record import Record
 from index_svc.rwlock import RWLock
@@ -60,6 +61,7 @@ class Shard:
         self._kind = kind
         self.owns = owns
         self._partitions: dict[str, Partition] = {}
+        self._retired: dict[str, tuple[Partition, float]] = {}  # split: (partition, when)
         self._where: dict[str, str] = {}
         self.seq = 0
         self.model_version = model_version
@@ -95,6 +97,25 @@ class Shard:
             if built is not None:
                 self._partitions[name] = built
                 self._where.update((item_id, name) for item_id in built.item_ids())
+
+    def drop_retired(self, grace_s: float) -> list[str]:
+        """Forgets the partitions retired by a split more than `grace_s` ago; returns them."""
+        now = time.monotonic()
+        with self._lock.write():
+            due = [name for name, (_, when) in self._retired.items() if when + grace_s <= now]
+            for name in due:
+                del self._retired[name]
+        return due
+
+    def _retire(self, name: str, leaving: dict[str, list[str]]) -> None:
+        """Keeps a split partition whole, searchable by its old name for a grace period (for
+        gateways that have not read the split yet), while its items go to its children."""
+        partition = self._partitions.pop(name, None)
+        if partition is None:
+            return
+        self._retired[name] = (partition, time.monotonic())
+        for item_id in leaving.pop(name, []):
+            self._where.pop(item_id, None)
 
     def drop(self, name: str) -> None:
         """Removes a partition no longer assigned here."""
@@ -155,6 +176,8 @@ class Shard:
             if version and not self.model_version:
                 self.model_version = version
                 log.info("serving model version %s", version)
+            for name in (str(c.split) for c in changes if c.kind == SPLIT):
+                self._retire(name, leaving)
             self._move(leaving, arriving)
             if changes:
                 self.seq = max(self.seq, changes[-1].seq)
@@ -183,12 +206,16 @@ class Shard:
         names = list(dict.fromkeys(partitions))
         exclude = frozenset(exclude_ids)
         with self._lock.read():
-            missing = [name for name in names if name not in self._partitions]
+            held = {
+                name: self._partitions.get(name) or self._retired.get(name, (None, 0.0))[0]
+                for name in names
+            }
+            missing = [name for name, partition in held.items() if partition is None]
             hits = [
                 Neighbor(item_id, score, leaf, name)
-                for name in names
-                if name in self._partitions
-                for item_id, score, leaf in self._partitions[name].search(query, k, exclude)
+                for name, partition in held.items()
+                if partition is not None
+                for item_id, score, leaf in partition.search(query, k, exclude)
             ]
         return heapq.nlargest(k, hits, key=attrgetter("score")), missing
 

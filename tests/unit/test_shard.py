@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from common.errors import InvalidArgument
-from common.feed import DELETE, EDIT, ROUTE, UPSERT, Change, ItemState, Route
+from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change, ItemState, Route
 from index_svc.shard import Shard
 
 DIM = 8
@@ -245,3 +245,20 @@ def test_a_partition_taken_from_a_scan_replaces_only_that_one_and_drop_removes_i
     shard.drop("20")
     assert _held(shard) == {"a": "10"}
     assert shard.search(_vector(3), ["20"], 3) == ([], ["20"])
+
+
+def test_a_split_partition_stays_searchable_whole_until_its_grace_is_over() -> None:
+    """Gateways that have not read the split still ask for the old partition: it answers with
+    every item it had, while the items go to the children (those owned here)."""
+    shard = Shard("flat", lambda name: name in {str(TOPS), "11"}, "m1")
+    shard.reset(1, "m1", [_state("a", TOPS, 1), _state("b", TOPS, 2)])
+    to_owned, to_other = _state("a", 11, None), _state("b", 12, None)
+
+    assert shard.apply([Change(2, SPLIT, split=TOPS, placements=(to_owned, to_other))]) == []
+
+    assert _held(shard) == {"a": "11"}
+    assert {n.item_id for n in shard.search(_vector(1), [str(TOPS)], 5)[0]} == {"a", "b"}
+    assert [n.item_id for n in shard.search(_vector(1), ["11"], 5)[0]] == ["a"]
+    assert shard.drop_retired(grace_s=60) == []
+    assert shard.drop_retired(grace_s=0) == [str(TOPS)]
+    assert shard.search(_vector(1), [str(TOPS)], 5) == ([], [str(TOPS)])
