@@ -46,7 +46,7 @@ class IndexConfig:
     backend: str = "flat"  # index kind of new partitions (index_svc.backend.KINDS)
     replicas: int = 1  # shards holding each partition (common.routing.replicas_of)
     model_version: str = ""  # the version the shards serve; "": the one recorded last
-    drain_grace_s: float = 10.0  # a partition moved away is still served this long
+    drain_grace_s: float = 10.0  # a partition moved away (or split) is still served this long
     snapshot_every: int = 10_000  # feed entries applied between snapshots
 
 
