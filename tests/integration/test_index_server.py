@@ -2,13 +2,14 @@
 record is found, what is deleted is gone, bad calls are refused, and a restart loses nothing."""
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from protos.visualsearch.v1 import index_pb2, index_pb2_grpc, taxonomy_pb2_grpc
+from protos.visualsearch.v1 import index_pb2, index_pb2_grpc, taxonomy_pb2, taxonomy_pb2_grpc
 from tests.shard_server import (
     DIM,
     MODEL,
@@ -23,6 +24,7 @@ from tests.shard_server import (
     stats,
     vector,
 )
+from tests.taxonomy_server import EDITOR, bearer
 
 TSHIRTS, SHIRTS, SHOES = (
     "Apparel/Topwear/Tshirts",
@@ -209,3 +211,27 @@ def test_a_killed_shard_catches_up_with_what_it_missed(tmp_path: Path) -> None:
         expected = {**vectors, **missed}
         del expected["i3"], expected["i4"]
         assert held == expected
+
+
+def test_a_split_partition_moves_its_vectors_to_its_children(tmp_path: Path) -> None:
+    """TREE's Topwear (102) splits into Tshirts (103) and Shirts (104); the old id answers,
+    whole, until the grace is over."""
+    with running(tmp_path, VS_INDEX_DRAIN_GRACE_S="1") as cluster:
+        seq, vectors = _fill(cluster, 0, 9)  # three leaves: Tshirts, Shirts, Shoes
+        topwear = sorted(i for n, i in enumerate(vectors) if n % 3 != 2)
+        split = cluster.record().SplitPartition(
+            taxonomy_pb2.NodeRef(path="Apparel/Topwear"), timeout=10, metadata=bearer(EDITOR)
+        )
+        assert (sorted(split.partitions), split.items_moved) == ([103, 104], 6)
+
+        index = cluster.index()
+        tshirts = _search(index, 0, ["103"], split.seq).neighbors
+        assert sorted(n.item_id for n in tshirts) == ["i0", "i3", "i6"]
+        old = _search(index, 0, [TOPWEAR], split.seq).neighbors
+        assert sorted(n.item_id for n in old) == topwear
+        assert fetch(index, list(vectors), split.seq) == vectors
+        time.sleep(2.5)  # the grace, and the follower's next look at it
+        assert list(_search(index, 0, [TOPWEAR], split.seq).missing_partitions) == [TOPWEAR]
+        assert {p.partition: p.count for p in stats(index, seq).partitions if p.count} == {
+            "103": 3, "104": 3, FOOTWEAR_SHOES: 3,
+        }  # fmt: skip
