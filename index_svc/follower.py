@@ -97,6 +97,7 @@ class Follower:
         self._level = partition_level
         self._snapshot_every = snapshot_every
         self._since_snapshot = 0
+        self._feed_id = ""  # the feed the shard's position is in (from its scan or snapshot)
         self._advanced = asyncio.Condition()
         self.ready = False  # built (or restored) and following: may answer searches
 
@@ -135,6 +136,7 @@ class Follower:
             )
             return False
         self._assignment.routes.rows = {str(r.partition_id): r for r in loaded.routes}
+        self._feed_id = loaded.feed_id
         await asyncio.to_thread(self.shard.restore, loaded)
         log.info(
             "restored %d vectors at seq %d from a checked snapshot", self.shard.count, loaded.seq
@@ -146,7 +148,7 @@ class Follower:
 
         def write(seq: int, version: str, partitions: list[Partition]) -> None:
             routes = list(self._assignment.routes.rows.values())
-            self._snapshots.write(seq, version, partitions, routes)
+            self._snapshots.write(seq, version, partitions, routes, self._feed_id)
 
         await asyncio.to_thread(self.shard.snapshot, write)
         self._since_snapshot = 0
@@ -188,6 +190,7 @@ class Follower:
         while True:
             tree = await self._tree()
             self._take_routes(tree)
+            self._feed_id = tree.feed_id
             nodes = [NodeInfo(n.id, n.path, n.parent_id, n.depth, n.is_leaf) for n in tree.nodes]
             parts = partition_map(nodes, self._level, list(tree.split))
             owned = sorted(
@@ -280,7 +283,7 @@ class Follower:
             self._assignment.update(wire.route(route))
 
     async def _pump(self, queue: asyncio.Queue[object]) -> None:
-        request = taxonomy_pb2.WatchRequest(from_seq=self.shard.seq)
+        request = taxonomy_pb2.WatchRequest(from_seq=self.shard.seq, feed_id=self._feed_id)
         try:
             async for message in self._stub.Watch(request):
                 change = wire.change(message)

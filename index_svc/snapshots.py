@@ -2,8 +2,9 @@
 
     <dir>/LOCK                      locked (fcntl.lockf) while a process serves the directory
     <dir>/snapshot-<seq>/           one sub-directory per partition (Partition.save)
-    <dir>/snapshot-<seq>/MANIFEST   JSON: seq, model version, the routing table, the SHA-256
-                                    of every file, and the SHA-256 of all that
+    <dir>/snapshot-<seq>/MANIFEST   JSON: seq and the feed it is a position in, model version,
+                                    the routing table, the SHA-256 of every file, and the
+                                    SHA-256 of all that
     <dir>/damaged-<time>-<name>/    a snapshot that failed its check, set aside for a person
 
 A snapshot is only an accelerator: the record is the truth. One that is missing, torn or
@@ -41,6 +42,7 @@ class Loaded:
     model_version: str
     partitions: list[Partition]
     routes: list[Route]  # the routing table as of `seq`
+    feed_id: str  # the feed `seq` is a position in
 
 
 class Snapshots:
@@ -74,6 +76,7 @@ class Snapshots:
         model_version: str,
         partitions: Iterable[Partition],
         routes: Iterable[Route] = (),
+        feed_id: str = "",
     ) -> Path:
         """Writes a snapshot of `partitions` and the routing table at feed position `seq`,
         then removes older ones."""
@@ -91,7 +94,13 @@ class Snapshots:
             if path.is_file()
         }
         rows = [[r.partition_id, r.serving, r.target, r.ready] for r in routes]
-        body = {"seq": seq, "model_version": model_version, "routes": rows, "files": files}
+        body = {
+            "seq": seq,
+            "feed_id": feed_id,
+            "model_version": model_version,
+            "routes": rows,
+            "files": files,
+        }
         manifest = {**body, "checksum": _checksum(body)}
         (temporary / MANIFEST).write_text(json.dumps(manifest))
         _fsync_tree(temporary)
@@ -144,7 +153,9 @@ def _read(path: Path) -> Loaded:
             raise ValueError(f"{name} fails its checksum")
     partitions = [Partition.load(part) for part in sorted(path.iterdir()) if part.is_dir()]
     routes = [Route(p, tuple(s), tuple(t), tuple(r)) for p, s, t, r in manifest["routes"]]
-    return Loaded(manifest["seq"], manifest["model_version"], partitions, routes)
+    return Loaded(
+        manifest["seq"], manifest["model_version"], partitions, routes, manifest["feed_id"]
+    )
 
 
 def _checksum(body: dict[str, Any]) -> str:

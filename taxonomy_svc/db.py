@@ -167,12 +167,14 @@ class SplitRow(Base):
 
 
 class FeedHeadRow(Base):
-    """One row (id 1): the feed's last sequence number; writers bump it to take their place."""
+    """One row (id 1): the feed's last sequence number, which writers bump to take their
+    place, and the feed's identity: a follower of another database's feed must rebuild."""
 
     __tablename__ = "feed_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
+    feed_id: Mapped[str] = mapped_column(Text)
 
 
 def make_engine(database: str, synchronous: str = "FULL") -> Engine:

@@ -80,6 +80,11 @@ def append(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     return last
 
 
+def feed_id(session: Session) -> str:
+    """The feed's identity, made with the database."""
+    return session.scalar(select(FeedHeadRow.feed_id).where(FeedHeadRow.id == 1)) or ""
+
+
 def head(session: Session) -> int:
     """The last sequence number committed (0: an empty feed)."""
     return session.scalar(select(FeedHeadRow.seq).where(FeedHeadRow.id == 1)) or 0

@@ -110,6 +110,7 @@ class Record:
         self.tree, self.version, self._leaf_of = self._load()
         with self._sessions() as session:
             self.seq, self._dims = feed.head(session), feed.dims(session)
+            self.feed_id = feed.feed_id(session)
             self.routes = {
                 row.partition_id: _route(row) for row in session.scalars(select(RouteRow))
             }
@@ -239,16 +240,11 @@ class Record:
             return len(deleted), seq
 
     def changes(self, after: int, limit: int, tree_only: bool = False) -> list[Change] | None:
-        """The feed's entries after `after`, oldest first; None if some are no longer kept
-        (the follower must rebuild from a scan).
-
-        Raises:
-            InvalidArgument: `after` is past the feed's head.
-        """
+        """The feed's entries after `after`, oldest first; None if the follower must rebuild
+        from a scan: entries after its position are no longer kept, or its position is past
+        the head (it followed a record since restored from an older backup)."""
         with self._sessions() as session:
-            if after > feed.head(session):
-                raise InvalidArgument(f"position {after} is past the feed's head {self.seq}")
-            if after + 1 < feed.oldest(session):
+            if after > feed.head(session) or after + 1 < feed.oldest(session):
                 return None
             found = feed.read(session, after, limit, tree_only)
         tree, parts = self.tree, self._parts

@@ -86,11 +86,11 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         self, request: taxonomy_pb2.GetTreeRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.Tree:
         version = request.version or self._record.version
-        seq = self._record.seq if version == self._record.version else 0
+        current = version == self._record.version  # seq, counts, routes: the current tree's
+        seq = self._record.seq if current else 0
         if request.version_only:
             return taxonomy_pb2.Tree(version=version, seq=seq)
         tree = await _run(self._record.tree_at, version)
-        current = version == self._record.version  # counts exist for the current tree only
         counts = await _run(self._record.counts) if request.with_counts and current else {}
         ids = [n.id for n in tree.all_nodes()] if request.include_archived else tree.active_ids()
         return taxonomy_pb2.Tree(
@@ -102,8 +102,9 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
                 taxonomy_pb2.NodeRef(id=node, path=path)
                 for path, node in sorted(tree.old_paths().items())
             ],
-            routes=[_route_pb(route) for route in self._record.routes.values()] if seq else [],
-            split=sorted(self._record.split) if seq else [],
+            routes=[_route_pb(route) for route in self._record.routes.values()] if current else [],
+            split=sorted(self._record.split) if current else [],
+            feed_id=self._record.feed_id if current else "",
         )
 
     async def Ancestors(
@@ -253,9 +254,13 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     ) -> AsyncIterator[taxonomy_pb2.Change]:
         _not_negative(request.from_seq, "from_seq")
         seen = request.from_seq
+        if request.feed_id and request.feed_id != self._record.feed_id:
+            seen = -1  # a position in another feed: rebuild
         while True:
             changed = self._changes.next()
-            found = await _run(self._record.changes, seen, WATCH_BATCH, request.tree_only)
+            found = None
+            if seen >= 0:
+                found = await _run(self._record.changes, seen, WATCH_BATCH, request.tree_only)
             if found is None:
                 seq = self._record.seq
                 yield taxonomy_pb2.Change(seq=seq, reload_from=seq)
@@ -281,6 +286,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
                 yield taxonomy_pb2.ScanChunk(
                     seq=scanned.seq,
                     model_version=scanned.model_version,
+                    feed_id=self._record.feed_id,
                     items=[item_state_pb(item) for item in scanned.items],
                 )
         finally:

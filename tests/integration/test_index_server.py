@@ -14,6 +14,7 @@ from tests.shard_server import (
     DIM,
     MODEL,
     PARTITION_OF,
+    TREE,
     WAIT_S,
     Cluster,
     delete,
@@ -24,7 +25,7 @@ from tests.shard_server import (
     stats,
     vector,
 )
-from tests.taxonomy_server import EDITOR, bearer
+from tests.taxonomy_server import EDITOR, bearer, seed
 
 TSHIRTS, SHIRTS, SHOES = (
     "Apparel/Topwear/Tshirts",
@@ -235,3 +236,23 @@ def test_a_split_partition_moves_its_vectors_to_its_children(tmp_path: Path) -> 
         assert {p.partition: p.count for p in stats(index, seq).partitions if p.count} == {
             "103": 3, "104": 3, FOOTWEAR_SHOES: 3,
         }  # fmt: skip
+
+
+def test_a_shard_following_a_record_that_was_replaced_rebuilds_from_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """A new database starts a new feed: positions in the old one mean nothing there, even
+    where the numbers overlap."""
+    with running(tmp_path) as cluster:
+        _, old = _fill(cluster, 0, 6)
+        cluster.taxonomy.stop()
+        for path in tmp_path.glob("taxonomy.sqlite*"):
+            path.unlink()
+        seed(tmp_path / "taxonomy.sqlite", TREE)
+        cluster.taxonomy.start()
+
+        seq, new = _fill(cluster, 100, 9)  # the new feed goes past the shard's old position
+        held = fetch(cluster.index(), [*old, *new], seq)
+
+        assert held == new
+        assert "rebuilding" in cluster.shard.output()

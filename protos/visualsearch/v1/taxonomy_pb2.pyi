@@ -74,12 +74,13 @@ class GetTreeRequest(_message.Message):
     def __init__(self, version: _Optional[int] = ..., include_archived: _Optional[bool] = ..., with_counts: _Optional[bool] = ..., version_only: _Optional[bool] = ...) -> None: ...
 
 class Tree(_message.Message):
-    __slots__ = ("version", "seq", "former", "routes", "split", "nodes", "related")
+    __slots__ = ("version", "seq", "former", "routes", "split", "feed_id", "nodes", "related")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     FORMER_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
+    FEED_ID_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     RELATED_FIELD_NUMBER: _ClassVar[int]
     version: int
@@ -87,9 +88,10 @@ class Tree(_message.Message):
     former: _containers.RepeatedCompositeFieldContainer[NodeRef]
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     split: _containers.RepeatedScalarFieldContainer[int]
+    feed_id: str
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
     related: _containers.RepeatedCompositeFieldContainer[Related]
-    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., former: _Optional[_Iterable[_Union[NodeRef, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., split: _Optional[_Iterable[int]] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., seq: _Optional[int] = ..., former: _Optional[_Iterable[_Union[NodeRef, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., split: _Optional[_Iterable[int]] = ..., feed_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., related: _Optional[_Iterable[_Union[Related, _Mapping]]] = ...) -> None: ...
 
 class AncestorsRequest(_message.Message):
     __slots__ = ("path",)
@@ -555,12 +557,14 @@ class ExportResponse(_message.Message):
     def __init__(self, text: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("from_seq", "tree_only")
+    __slots__ = ("from_seq", "tree_only", "feed_id")
     FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
     TREE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    FEED_ID_FIELD_NUMBER: _ClassVar[int]
     from_seq: int
     tree_only: bool
-    def __init__(self, from_seq: _Optional[int] = ..., tree_only: _Optional[bool] = ...) -> None: ...
+    feed_id: str
+    def __init__(self, from_seq: _Optional[int] = ..., tree_only: _Optional[bool] = ..., feed_id: _Optional[str] = ...) -> None: ...
 
 class ItemState(_message.Message):
     __slots__ = ("item_id", "leaf_id", "leaf", "partition_id", "model_version", "vector", "colour", "usage")
@@ -613,14 +617,16 @@ class ScanRequest(_message.Message):
     def __init__(self, partitions: _Optional[_Iterable[int]] = ..., item_ids: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class ScanChunk(_message.Message):
-    __slots__ = ("seq", "model_version", "items")
+    __slots__ = ("seq", "model_version", "feed_id", "items")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEED_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     model_version: str
+    feed_id: str
     items: _containers.RepeatedCompositeFieldContainer[ItemState]
-    def __init__(self, seq: _Optional[int] = ..., model_version: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., model_version: _Optional[str] = ..., feed_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ItemState, _Mapping]]] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("partition_id", "serving", "target", "ready")

@@ -8,6 +8,7 @@ Revises: 0002
 """
 
 import json
+import uuid
 
 import sqlalchemy as sa
 from alembic import op
@@ -55,6 +56,7 @@ def upgrade() -> None:
         "feed_head",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("feed_id", sa.Text(), nullable=False),
     )
     bind = op.get_bind()
     items = bind.execute(sa.text("SELECT id, leaf_id, colour, usage FROM items ORDER BY id"))
@@ -77,7 +79,10 @@ def upgrade() -> None:
     )
     if rows:
         op.bulk_insert(feed, rows)
-    bind.execute(sa.text("INSERT INTO feed_head (id, seq) VALUES (1, :seq)"), {"seq": len(rows)})
+    bind.execute(
+        sa.text("INSERT INTO feed_head (id, seq, feed_id) VALUES (1, :seq, :feed_id)"),
+        {"seq": len(rows), "feed_id": uuid.uuid4().hex},
+    )
 
 
 def downgrade() -> None:
