@@ -40,7 +40,7 @@ class Change:
     """One entry of the feed."""
 
     seq: int
-    kind: str  # UPSERT, DELETE or EDIT
+    kind: str  # UPSERT, DELETE, EDIT, ROUTE or SPLIT
     item: ItemState | None = None  # UPSERT
     item_id: str = ""  # UPSERT, DELETE
     version: int = 0  # EDIT: the tree version the edit made

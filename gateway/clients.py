@@ -181,7 +181,8 @@ class Cluster:
         exclude_ids: Sequence[str],
         timeout: float,
         min_seq: int = 0,
-    ) -> list[Neighbour]:
+    ) -> tuple[list[Neighbour], list[str]]:
+        """The shard's neighbours, and the partitions it does not hold (not assigned to it)."""
         request = index_pb2.SearchVectorsRequest(
             query=vectors.to_bytes(query),
             partitions=partitions,
@@ -190,7 +191,8 @@ class Cluster:
             min_seq=min_seq,
         )
         reply = await call(self._shards[shard].SearchVectors, request, timeout, f"shard {shard}")
-        return [Neighbour(n.item_id, n.score, n.leaf) for n in reply.neighbors]
+        neighbours = [Neighbour(n.item_id, n.score, n.leaf) for n in reply.neighbors]
+        return neighbours, list(reply.missing_partitions)
 
     async def fetch(
         self, shard: str, ids: Sequence[str], timeout: float, min_seq: int = 0

@@ -222,11 +222,13 @@ class Gateway:
             for (shard, parts), answer in zip(groups.items(), answers, strict=True):
                 if isinstance(answer, VisualSearchError):
                     log.warning("search on %s failed: %s", shard, answer)
-                    pending += parts
-                    for part in parts:
-                        tried.setdefault(part, []).append(shard)
-                else:
-                    neighbours.extend(answer)
+                    unanswered = parts
+                else:  # a partition the shard does not hold: routing moved on, ask the next
+                    found, unanswered = answer
+                    neighbours.extend(found)
+                pending += unanswered
+                for part in unanswered:
+                    tried.setdefault(part, []).append(shard)
         failed = sorted({shard for part in pending for shard in tried[part]})
         return neighbours, failed
 

@@ -16,7 +16,7 @@ import grpc
 
 from common import wire
 from common.clients import call, channel, errors_for
-from common.errors import Unavailable, VisualSearchError
+from common.errors import FailedPrecondition, Unavailable, VisualSearchError
 from common.feed import DELETE, ROUTE, Change, ItemState, Route
 from common.routing import NodeInfo, Routes, partition_map
 from index_svc.partition import Partition
@@ -257,15 +257,18 @@ class Follower:
     async def _route(self, change: Change) -> None:
         """A partition's routing changed: build it if it is newly ours, drain it if not."""
         assert change.route is not None
-        gained, lost = self._assignment.update(change.route)
+        _, lost = self._assignment.update(change.route)
         name = str(change.route.partition_id)
-        if gained:
+        seq = 0
+        # by what the shard holds, not by what the routes said before: a route entry replayed
+        # after a failed scan must scan again
+        if self._assignment(name) and not self.shard.holds(name):
             items, seq, _ = await self._scan([change.route.partition_id])
             await asyncio.to_thread(self.shard.take, name, items)
             log.info(
                 "partition %s assigned here: built %d vectors at seq %d", name, len(items), seq
             )
-        await self._report_built(seq if gained else 0)  # a target already holding it: at once
+        await self._report_built(seq)
         if lost:
             log.info("partition %s moved away: kept for the grace period, then dropped", name)
         await asyncio.to_thread(self.shard.apply, [change])  # moves the position only
@@ -279,7 +282,11 @@ class Follower:
                 address=self._assignment.address,
                 seq=seq or self.shard.seq,
             )
-            route = await call(self._stub.PartitionReady, request, CALL_S, "taxonomy")
+            try:
+                route = await call(self._stub.PartitionReady, request, CALL_S, "taxonomy")
+            except FailedPrecondition as error:  # replayed from an older position: the feed
+                log.info("partition %d: %s", partition, error)  # will say how it ended
+                continue
             self._assignment.update(wire.route(route))
 
     async def _pump(self, queue: asyncio.Queue[object]) -> None:
@@ -313,9 +320,9 @@ class Follower:
         async with self._advanced:
             self._advanced.notify_all()
 
-    async def _tree(self, version_only: bool = False) -> taxonomy_pb2.Tree:
+    async def _tree(self) -> taxonomy_pb2.Tree:
         """The current tree (and the routing table), waiting for the taxonomy to serve."""
-        request = taxonomy_pb2.GetTreeRequest(version_only=version_only)
+        request = taxonomy_pb2.GetTreeRequest()
         return await call(self._stub.GetTree, request, CALL_S, "taxonomy", wait_for_ready=True)
 
     async def _scan(

@@ -117,6 +117,17 @@ class Shard:
         for item_id in leaving.pop(name, []):
             self._where.pop(item_id, None)
 
+    def _partition(self, name: str) -> Partition | None:
+        """The partition of this name, or one kept for its grace after a split."""
+        found = self._partitions.get(name)
+        if found is None and name in self._retired:
+            found = self._retired[name][0]
+        return found
+
+    def holds(self, name: str) -> bool:
+        """Whether a partition of this name is built here (one without items is not)."""
+        return name in self._partitions
+
     def drop(self, name: str) -> None:
         """Removes a partition no longer assigned here."""
         with self._lock.write():
@@ -154,9 +165,11 @@ class Shard:
         """
         version = self.model_version or _first_version(changes)
         final: dict[str, _Final] = {}
+        deleted: set[str] = set()  # deleted in this batch: a vector held from before is gone
         for change in changes:
             if change.kind == DELETE:
                 final[change.item_id] = None
+                deleted.add(change.item_id)
                 continue
             placed = [change.item] if change.item is not None else list(change.placements)
             for item in placed:
@@ -164,13 +177,15 @@ class Shard:
                 vector = _usable(item, version)
                 if vector is None and earlier is not None:
                     vector = earlier[1]  # moved again in this batch: keep the vector it brought
+                elif vector is not None:
+                    deleted.discard(item.item_id)  # put again, with its vector
                 final[item.item_id] = (item, vector)
         for item in fetched:
             state = final.get(item.item_id)
             if state is not None and state[1] is None:
                 final[item.item_id] = (state[0], _usable(item, version))
         with self._lock.write():
-            leaving, arriving, wanted = self._plan(final)
+            leaving, arriving, wanted = self._plan(final, deleted)
             if wanted:
                 return wanted
             if version and not self.model_version:
@@ -178,6 +193,8 @@ class Shard:
                 log.info("serving model version %s", version)
             for name in (str(c.split) for c in changes if c.kind == SPLIT):
                 self._retire(name, leaving)
+            for retired, _ in self._retired.values():
+                retired.delete(deleted)  # a split partition kept for its grace: no deleted item
             self._move(leaving, arriving)
             if changes:
                 self.seq = max(self.seq, changes[-1].seq)
@@ -206,11 +223,9 @@ class Shard:
         names = list(dict.fromkeys(partitions))
         exclude = frozenset(exclude_ids)
         with self._lock.read():
-            held = {
-                name: self._partitions.get(name) or self._retired.get(name, (None, 0.0))[0]
-                for name in names
-            }
-            missing = [name for name, partition in held.items() if partition is None]
+            held = {name: self._partition(name) for name in names}
+            # a partition assigned here that no item has reached yet is empty, not missing
+            missing = [n for n, partition in held.items() if partition is None and not self.owns(n)]
             hits = [
                 Neighbor(item_id, score, leaf, name)
                 for name, partition in held.items()
@@ -252,10 +267,11 @@ class Shard:
         self.seq, self.model_version = seq, model_version or self.model_version
 
     def _plan(
-        self, final: dict[str, _Final]
+        self, final: dict[str, _Final], deleted: set[str]
     ) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, str, np.ndarray]]], list[str]]:
         """What brings each item to its final state: the ids leaving each partition, the rows
-        arriving in each, and the ids whose vectors are missing."""
+        arriving in each, and the ids whose vectors are missing (those of `deleted`, deleted
+        in the batch, cannot come from where they were held)."""
         leaving: dict[str, list[str]] = defaultdict(list)
         arriving: dict[str, list[tuple[str, str, np.ndarray]]] = defaultdict(list)
         wanted: list[str] = []
@@ -267,7 +283,7 @@ class Shard:
                     leaving[held].append(item_id)
                 continue
             item, vector = state
-            if vector is None and held is not None:
+            if vector is None and held is not None and item_id not in deleted:
                 vector = self._partitions[held].fetch(item_id)[0]
             if vector is None:
                 wanted.append(item_id)

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class Snapshots:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._lock_fd = _lock(directory)
+        self._writing = threading.Lock()  # a stop's last snapshot may meet a periodic one
 
     def load(self) -> Loaded | None:
         """The newest snapshot that passes its checks; None if there is none. Every snapshot
@@ -80,6 +82,17 @@ class Snapshots:
     ) -> Path:
         """Writes a snapshot of `partitions` and the routing table at feed position `seq`,
         then removes older ones."""
+        with self._writing:
+            return self._write(seq, model_version, partitions, routes, feed_id)
+
+    def _write(
+        self,
+        seq: int,
+        model_version: str,
+        partitions: Iterable[Partition],
+        routes: Iterable[Route],
+        feed_id: str,
+    ) -> Path:
         final = self.directory / f"snapshot-{seq:012d}"
         if final.exists():
             return final

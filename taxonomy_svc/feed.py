@@ -16,8 +16,6 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change, ItemState, Route
-
-__all__ = ["DELETE", "EDIT", "ROUTE", "SPLIT", "UPSERT", "Change", "ItemState", "Route"]
 from taxonomy_svc.db import FeedHeadRow, FeedRow, ItemRow, ModelVersionRow, VectorRow
 from taxonomy_svc.items import chunks
 
@@ -43,11 +41,22 @@ def delete_row(item_id: str) -> dict[str, Any]:
     return {"kind": DELETE, "item_id": item_id, "data": "{}", "model_version": "", "vector": None}
 
 
-def edit_row(version: int, placements: Sequence[ItemState], kind: str = EDIT) -> dict[str, Any]:
-    """An EDIT entry (the tree version it made), or a SPLIT one (`version`: the partition)."""
+def edit_row(version: int, placements: Sequence[ItemState]) -> dict[str, Any]:
+    """An EDIT entry: the tree version it made and every item it placed elsewhere."""
+    return _placing_row(EDIT, {"version": version}, placements)
+
+
+def split_row(partition: int, placements: Sequence[ItemState]) -> dict[str, Any]:
+    """A SPLIT entry: the partition split and every item placed in one of its children."""
+    return _placing_row(SPLIT, {"split": partition}, placements)
+
+
+def _placing_row(
+    kind: str, data: dict[str, int], placements: Sequence[ItemState]
+) -> dict[str, Any]:
     placed = [[p.item_id, p.leaf_id, p.leaf, p.partition_id] for p in placements]
-    data = json.dumps({"version": version, "placements": placed})
-    return {"kind": kind, "item_id": "", "data": data, "model_version": "", "vector": None}
+    body = json.dumps({**data, "placements": placed})
+    return {"kind": kind, "item_id": "", "data": body, "model_version": "", "vector": None}
 
 
 def route_row(route: Route) -> dict[str, Any]:
@@ -198,7 +207,7 @@ def _change(row: FeedRow) -> Change:
             ItemState(i, leaf_id, leaf, part) for i, leaf_id, leaf, part in data["placements"]
         )
         if row.kind == SPLIT:
-            return Change(row.seq, SPLIT, split=data["version"], placements=placed)
+            return Change(row.seq, SPLIT, split=data["split"], placements=placed)
         return Change(row.seq, EDIT, version=data["version"], placements=placed)
     item = ItemState(
         row.item_id,

@@ -20,6 +20,7 @@ from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, sel
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from common.feed import Change, ItemState, Route
 from common.routing import replicas_of
 from taxonomy_svc import edits, effects, feed, items, ops, partitions
 from taxonomy_svc.db import (
@@ -33,7 +34,6 @@ from taxonomy_svc.db import (
     TreeVersionRow,
 )
 from taxonomy_svc.edits import ItemMove, Plan, Recorded, Suggested
-from taxonomy_svc.feed import SPLIT, Change, ItemState, Route
 from taxonomy_svc.ops import ItemView, Op
 from taxonomy_svc.rerank import Candidate, RerankResult, Settings, rerank
 from taxonomy_svc.tree import ROOT, Node, Tree
@@ -247,6 +247,8 @@ class Record:
             if after > feed.head(session) or after + 1 < feed.oldest(session):
                 return None
             found = feed.read(session, after, limit, tree_only)
+        if not tree_only and found and found[0].seq != after + 1:
+            return None  # trimmed between the check and the read
         tree, parts = self.tree, self._parts
         return [self._placed(change, tree, parts) for change in found]
 
@@ -292,6 +294,8 @@ class Record:
                     connection.exec_driver_sql("BEGIN")  # pysqlite starts none for reads
                 tree, parts, seq = self.tree, self._parts, feed.head(session)
             version = model_version or feed.latest_version(session)
+            if model_version and model_version not in self._dims:
+                raise NotFound(f"the record holds no vector of model version {model_version!r}")
             leaves: set[int] | None = None
             if partitions and not item_ids:
                 leaves = {leaf for p in partitions for leaf in tree.subtree(p)}
@@ -332,8 +336,14 @@ class Record:
         routing flips to them.
 
         Raises:
+            InvalidArgument: no partition, address or a negative position.
             FailedPrecondition: no move of this partition to that shard is under way.
         """
+        if partition_id <= 0 or not address or seq < 0:
+            raise InvalidArgument(
+                f"partition_id {partition_id}, address {address!r} and seq {seq}: a partition, "
+                "a shard address and a position are needed"
+            )
         with self._lock:
             current = self.routes.get(partition_id)
             if current is None or address not in current.target:
@@ -372,7 +382,7 @@ class Record:
         placed = partitions.placements(tree, self._parts, parts, {}, self._leaf_of)
         with self._sessions.begin() as session:
             session.add(SplitRow(node_id=node))
-            seq = feed.append(session, [feed.edit_row(node, placed, SPLIT)])
+            seq = feed.append(session, [feed.split_row(node, placed)])
         self.seq, self.split, self._parts = seq, frozenset(split), parts
         self._sizes = partitions.sizes(parts, self._leaf_of)
         log.info(
@@ -390,7 +400,10 @@ class Record:
         for node in sorted(touched):
             grown = self._sizes[node] > self._split_above
             if grown and self._parts.get(node) == node and self.tree.child_ids(node):
-                self._split(node)
+                try:
+                    self._split(node)
+                except Exception:  # the items are committed: their Ingest must not fail
+                    log.exception("splitting partition %d failed; it stays whole", node)
 
     def _partition_node(self, partition: str | int) -> int:
         tree = self.tree

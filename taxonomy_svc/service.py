@@ -10,9 +10,10 @@ import grpc
 from common.auth import current_caller, method_roles
 from common.config import TaxonomyConfig
 from common.errors import InvalidArgument
+from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change, Route
 from common.wire import item_error_pb, item_state_pb
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2, taxonomy_pb2_grpc
-from taxonomy_svc import feed, formats, ops
+from taxonomy_svc import formats, ops
 from taxonomy_svc.diff import compare
 from taxonomy_svc.items import Incoming, Stored
 from taxonomy_svc.record import Applied, Entry, Record
@@ -258,7 +259,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
             seen = -1  # a position in another feed: rebuild
         while True:
             changed = self._changes.next()
-            found = None
+            head, found = self._record.seq, None  # every entry up to head is committed
             if seen >= 0:
                 found = await _run(self._record.changes, seen, WATCH_BATCH, request.tree_only)
             if found is None:
@@ -266,12 +267,14 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
                 yield taxonomy_pb2.Change(seq=seq, reload_from=seq)
                 seen = seq
                 continue
-            versions = [change.version for change in found if change.kind == feed.EDIT]
+            versions = [change.version for change in found if change.kind == EDIT]
             entries = await _run(self._record.entries, versions) if versions else {}
             for change in found:
                 yield _feed_pb(change, entries)
                 seen = change.seq
             if len(found) < WATCH_BATCH:
+                if request.tree_only:  # past the other kinds too, so trimming them is no gap
+                    seen = max(seen, head)
                 with suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
 
@@ -481,7 +484,7 @@ def _entry_pb(entry: Entry) -> taxonomy_pb2.HistoryEntry:
     )
 
 
-def _route_pb(route: feed.Route) -> taxonomy_pb2.Route:
+def _route_pb(route: Route) -> taxonomy_pb2.Route:
     return taxonomy_pb2.Route(
         partition_id=route.partition_id,
         serving=route.serving,
@@ -490,16 +493,16 @@ def _route_pb(route: feed.Route) -> taxonomy_pb2.Route:
     )
 
 
-def _feed_pb(change: feed.Change, entries: dict[int, Entry]) -> taxonomy_pb2.Change:
-    if change.kind == feed.DELETE:
+def _feed_pb(change: Change, entries: dict[int, Entry]) -> taxonomy_pb2.Change:
+    if change.kind == DELETE:
         return taxonomy_pb2.Change(seq=change.seq, item_deleted=change.item_id)
-    if change.kind == feed.ROUTE:
+    if change.kind == ROUTE:
         assert change.route is not None
         return taxonomy_pb2.Change(seq=change.seq, route=_route_pb(change.route))
-    if change.kind == feed.SPLIT:
+    if change.kind == SPLIT:
         placements = [item_state_pb(item) for item in change.placements]
         return taxonomy_pb2.Change(seq=change.seq, split=change.split, placements=placements)
-    if change.kind == feed.UPSERT:
+    if change.kind == UPSERT:
         assert change.item is not None
         return taxonomy_pb2.Change(seq=change.seq, item_upserted=item_state_pb(change.item))
     return taxonomy_pb2.Change(

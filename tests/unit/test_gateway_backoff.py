@@ -35,10 +35,12 @@ class FakeCluster:
         related: list[tuple[str, str]],
         down: Sequence[str] = (),
         config: ClusterConfig = DEFAULTS,
+        without: Sequence[str] = (),
     ) -> None:
         self.related = related
         self.config = config
         self.down = set(down)
+        self.without = set(without)  # shards that hold no partition (the routing moved on)
         self.searched: list[tuple[str, list[str]]] = []
         self.held = {
             "2": [Neighbour("s1", 0.9, SANDALS), Neighbour("s2", 0.8, SANDALS)],
@@ -57,11 +59,13 @@ class FakeCluster:
     async def search(
         self, shard: str, query: np.ndarray, partitions: Sequence[str], k: int,
         exclude: Sequence[str], timeout: float, min_seq: int = 0,
-    ) -> list[Neighbour]:  # fmt: skip
+    ) -> tuple[list[Neighbour], list[str]]:  # fmt: skip
         self.searched.append((shard, list(partitions)))
         if shard in self.down:
             raise Unavailable(f"shard {shard} is down")
-        return [n for p in partitions for n in self.held[p]]
+        if shard in self.without:
+            return [], list(partitions)
+        return [n for p in partitions for n in self.held[p]], []
 
     async def rerank(
         self, leaves: LeafProbs, candidates: Sequence[Neighbour], k: int,
@@ -118,6 +122,18 @@ def test_a_replica_that_fails_is_covered_by_the_next_one() -> None:
         assert ids == ["s1", "s2"] and not result.partial
         asked_first.append(cluster.searched[0][0] == down)
     assert any(asked_first)  # one of the runs did fail over
+
+
+def test_a_replica_that_no_longer_holds_the_partition_is_covered_by_the_next_one() -> None:
+    for without in TWO_REPLICAS.shard_addresses:
+        cluster = FakeCluster([], config=TWO_REPLICAS, without=[without])
+
+        result, ids = _search(cluster, k=2)
+
+        assert ids == ["s1", "s2"] and not result.partial
+    alone = FakeCluster([], config=TWO_REPLICAS, without=TWO_REPLICAS.shard_addresses)
+    result, ids = _search(alone, k=2)
+    assert ids == [] and result.partial
 
 
 def test_when_no_replica_answers_the_search_is_partial() -> None:

@@ -244,7 +244,7 @@ def test_a_partition_taken_from_a_scan_replaces_only_that_one_and_drop_removes_i
 
     shard.drop("20")
     assert _held(shard) == {"a": "10"}
-    assert shard.search(_vector(3), ["20"], 3) == ([], ["20"])
+    assert shard.search(_vector(3), ["20"], 3) == ([], [])  # still assigned here: empty
 
 
 def test_a_split_partition_stays_searchable_whole_until_its_grace_is_over() -> None:
@@ -261,4 +261,5 @@ def test_a_split_partition_stays_searchable_whole_until_its_grace_is_over() -> N
     assert [n.item_id for n in shard.search(_vector(1), ["11"], 5)[0]] == ["a"]
     assert shard.drop_retired(grace_s=60) == []
     assert shard.drop_retired(grace_s=0) == [str(TOPS)]
-    assert shard.search(_vector(1), [str(TOPS)], 5) == ([], [str(TOPS)])
+    assert shard.search(_vector(1), [str(TOPS)], 5) == ([], [])  # assigned, so empty
+    assert shard.search(_vector(1), [str(ELSEWHERE)], 5) == ([], [str(ELSEWHERE)])
