@@ -1,7 +1,8 @@
 """The record becomes the system of record: items' vectors per model version, the feed (one
 ordered, gap-free sequence of changes) that shards follow, the routing table and the split
-partitions. The feed starts at 1 with an entry per item already held, so a shard built from
-it finds every item.
+partitions. The feed starts at 1 with an entry per item already held. The items' vectors were
+held by the shards' own logs until now and are not carried over: a catalog recorded before
+this migration must be ingested again to be searched.
 
 Revision ID: 0003
 Revises: 0002
