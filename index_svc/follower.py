@@ -17,7 +17,7 @@ import grpc
 from common import wire
 from common.clients import call, channel, errors_for
 from common.errors import FailedPrecondition, Unavailable, VisualSearchError
-from common.feed import DELETE, ROUTE, Change, ItemState, Route
+from common.feed import DELETE, ROUTE, SPLIT, Change, ItemState, Route
 from common.routing import NodeInfo, Routes, partition_map
 from index_svc.partition import Partition
 from index_svc.shard import Shard
@@ -236,13 +236,15 @@ class Follower:
                     batch.append(queue.get_nowait())
                 run: list[Change] = []
                 for entry in batch:
-                    if isinstance(entry, Change) and entry.kind != ROUTE:
+                    if isinstance(entry, Change) and entry.kind not in (ROUTE, SPLIT):
                         run.append(entry)
                         continue
-                    if run:
+                    if run:  # what came before, applied first
                         await self._apply(run)
                         run = []
-                    if isinstance(entry, Change):
+                    if isinstance(entry, Change) and entry.kind == SPLIT:
+                        await self._apply([entry])  # the partition kept for its grace is whole
+                    elif isinstance(entry, Change):
                         await self._route(entry)
                     elif isinstance(entry, BaseException):
                         raise entry

@@ -231,7 +231,9 @@ def test_a_split_partition_moves_its_vectors_to_its_children(tmp_path: Path) -> 
         old = _search(index, 0, [TOPWEAR], split.seq).neighbors
         assert sorted(n.item_id for n in old) == topwear
         assert fetch(index, list(vectors), split.seq) == vectors
-        time.sleep(2.5)  # the grace, and the follower's next look at it
+        deadline = time.monotonic() + 15  # the grace, and the follower's next look at it
+        while _search(index, 0, [TOPWEAR], split.seq).neighbors and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert list(_search(index, 0, [TOPWEAR], split.seq).neighbors) == []
         assert {p.partition: p.count for p in stats(index, seq).partitions if p.count} == {
             "103": 3, "104": 3, FOOTWEAR_SHOES: 3,
