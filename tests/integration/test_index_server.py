@@ -217,7 +217,7 @@ def test_a_killed_shard_catches_up_with_what_it_missed(tmp_path: Path) -> None:
 def test_a_split_partition_moves_its_vectors_to_its_children(tmp_path: Path) -> None:
     """TREE's Topwear (102) splits into Tshirts (103) and Shirts (104); the old id answers,
     whole, until the grace is over."""
-    with running(tmp_path, VS_INDEX_DRAIN_GRACE_S="1") as cluster:
+    with running(tmp_path, VS_INDEX_DRAIN_GRACE_S="3") as cluster:
         seq, vectors = _fill(cluster, 0, 9)  # three leaves: Tshirts, Shirts, Shoes
         topwear = sorted(i for n, i in enumerate(vectors) if n % 3 != 2)
         split = cluster.record().SplitPartition(
