@@ -69,6 +69,17 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class State:
+    """What readers of the current tree need, read together: one feed position's."""
+
+    tree: Tree
+    version: int
+    seq: int
+    routes: dict[int, Route]
+    split: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Scanned:
     """A scan: items with their vectors of one model version, as of feed position `seq`."""
 
@@ -100,6 +111,12 @@ class Record:
         self._shards, self._replicas = tuple(shards), replicas
         self._lock = threading.Lock()  # one write at a time in this process
         self._load_all()
+
+    def state(self) -> State:
+        """The tree, its version, the feed's head, the routes and the splits, as of one commit
+        (waits for a write under way)."""
+        with self._lock:
+            return State(self.tree, self.version, self.seq, self.routes, self.split)
 
     def reload(self) -> None:
         """Rebuilds the tree from the database (after another process edited it)."""

@@ -86,12 +86,13 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
     async def GetTree(
         self, request: taxonomy_pb2.GetTreeRequest, context: grpc.aio.ServicerContext
     ) -> taxonomy_pb2.Tree:
-        version = request.version or self._record.version
-        current = version == self._record.version  # seq, counts, routes: the current tree's
-        seq = self._record.seq if current else 0
+        state = await _run(self._record.state)
+        version = request.version or state.version
+        current = version == state.version  # seq, counts, routes: the current tree's
+        seq = state.seq if current else 0
         if request.version_only:
             return taxonomy_pb2.Tree(version=version, seq=seq)
-        tree = await _run(self._record.tree_at, version)
+        tree = state.tree if current else await _run(self._record.tree_at, version)
         counts = await _run(self._record.counts) if request.with_counts and current else {}
         ids = [n.id for n in tree.all_nodes()] if request.include_archived else tree.active_ids()
         return taxonomy_pb2.Tree(
@@ -103,8 +104,8 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
                 taxonomy_pb2.NodeRef(id=node, path=path)
                 for path, node in sorted(tree.old_paths().items())
             ],
-            routes=[_route_pb(route) for route in self._record.routes.values()] if current else [],
-            split=sorted(self._record.split) if current else [],
+            routes=[_route_pb(route) for route in state.routes.values()] if current else [],
+            split=sorted(state.split) if current else [],
             feed_id=self._record.feed_id if current else "",
         )
 
