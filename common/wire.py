@@ -2,6 +2,7 @@
 
 from common.errors import ItemFailure
 from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change, ItemState, Route
+from common.routing import NodeInfo
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2
 
 
@@ -58,6 +59,20 @@ def change(message: taxonomy_pb2.Change) -> Change | None:
         placed = tuple(item_state(item) for item in message.placements)
         return Change(message.seq, EDIT, version=message.tree_edit.version, placements=placed)
     return None
+
+
+def node_infos(tree: taxonomy_pb2.Tree) -> list[NodeInfo]:
+    """A tree's nodes (parents first) as the partition rule reads them."""
+    return [NodeInfo(n.id, n.path, n.parent_id, n.depth, n.is_leaf) for n in tree.nodes]
+
+
+def route_pb(route: Route) -> taxonomy_pb2.Route:
+    return taxonomy_pb2.Route(
+        partition_id=route.partition_id,
+        serving=route.serving,
+        target=route.target,
+        ready=route.ready,
+    )
 
 
 def route(message: taxonomy_pb2.Route) -> Route:

@@ -10,7 +10,7 @@ from common import vectors, wire
 from common.clients import call, channel, errors_for
 from common.config import ClusterConfig
 from common.errors import ItemFailure
-from common.routing import NodeInfo, Routes
+from common.routing import Routes
 from common.wire import item_failure
 from gateway.routing import TreeView
 from protos.visualsearch.v1 import (
@@ -108,7 +108,7 @@ class Cluster:
     async def tree(self, timeout: float, wait_for_ready: bool = False) -> TreeView:
         request = taxonomy_pb2.GetTreeRequest()
         tree = await call(self._taxonomy.GetTree, request, timeout, "taxonomy", wait_for_ready)
-        nodes = [NodeInfo(n.id, n.path, n.parent_id, n.depth, n.is_leaf) for n in tree.nodes]
+        nodes = wire.node_infos(tree)
         related = [(link.a_path, link.b_path) for link in tree.related]
         old = {ref.path: ref.id for ref in tree.former}
         routes = Routes(self._shard_list, self._replicas, [wire.route(r) for r in tree.routes])

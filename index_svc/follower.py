@@ -12,22 +12,17 @@ import logging
 import time
 from collections.abc import Sequence
 
-import grpc
-
-from common import wire
-from common.clients import call, channel, errors_for
 from common.errors import FailedPrecondition, Unavailable, VisualSearchError
 from common.feed import DELETE, ROUTE, SPLIT, Change, ItemState, Route
-from common.routing import NodeInfo, Routes, partition_map
+from common.routing import Routes, partition_map
 from index_svc.partition import Partition
+from index_svc.record_client import RecordClient, TreeState
 from index_svc.shard import Shard
 from index_svc.snapshots import Loaded, Snapshots
-from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0  # wait before following again after the taxonomy failed
-CALL_S = 30.0  # deadline of one GetTree while building
 BATCH = 2000  # feed entries applied at once
 DRAIN_CHECK_S = 1.0  # how often a quiet feed still looks for partitions to drop
 _REBUILD = object()  # put on the queue when the feed says: rebuild from a scan
@@ -84,16 +79,14 @@ class Follower:
         shard: Shard,
         assignment: Assignment,
         snapshots: Snapshots,
-        taxonomy: str,
-        token: str,
+        record: RecordClient,
         partition_level: int,
         snapshot_every: int,
     ) -> None:
         self.shard = shard
         self._assignment = assignment
         self._snapshots = snapshots
-        self._channel = channel(taxonomy, token)
-        self._stub = taxonomy_pb2_grpc.TaxonomyStub(self._channel)
+        self._record = record
         self._level = partition_level
         self._snapshot_every = snapshot_every
         self._since_snapshot = 0
@@ -153,9 +146,9 @@ class Follower:
         await asyncio.to_thread(self.shard.snapshot, write)
         self._since_snapshot = 0
 
-    def _take_routes(self, tree: taxonomy_pb2.Tree) -> None:
+    def _take_routes(self, tree: TreeState) -> None:
         """The routing table as the tree was read; the feed's later route entries update it."""
-        self._assignment.routes.rows = {str(r.partition_id): wire.route(r) for r in tree.routes}
+        self._assignment.routes.rows = {str(r.partition_id): r for r in tree.routes}
 
     async def wait_for(self, seq: int, timeout: float | None) -> None:
         """Returns once the shard is built and has applied the feed up to `seq`; with `seq`
@@ -182,26 +175,27 @@ class Follower:
         """Writes a last snapshot if anything was applied since the previous one."""
         if self.ready and self._since_snapshot:
             await self._snapshot()
-        await self._channel.close(grace=None)
+        await self._record.close()
 
     async def _build(self) -> None:
         """Replaces the partitions with a scan of those assigned here, as of one position."""
         started = time.monotonic()
         while True:
-            tree = await self._tree()
+            tree = await self._record.tree()
             self._take_routes(tree)
             self._feed_id = tree.feed_id
-            nodes = [NodeInfo(n.id, n.path, n.parent_id, n.depth, n.is_leaf) for n in tree.nodes]
-            parts = partition_map(nodes, self._level, list(tree.split))
+            parts = partition_map(tree.nodes, self._level, tree.split)
             owned = sorted(
                 node for node, serving in parts.items()
                 if node == serving and self.shard.owns(str(node))
             )  # fmt: skip
             scanned, seq, version = await self._scan(owned) if owned else ([], tree.seq, "")
-            after = await self._tree()
-            if (after.version, list(after.routes), list(after.split)) == (
-                tree.version, list(tree.routes), list(tree.split)
-            ):  # fmt: skip
+            after = await self._record.tree()
+            if (after.version, after.routes, after.split) == (
+                tree.version,
+                tree.routes,
+                tree.split,
+            ):
                 break
             log.info("the tree, routing or splits changed during the scan; scanning again")
         await asyncio.to_thread(self.shard.reset, seq, version, scanned)
@@ -278,29 +272,25 @@ class Follower:
 
     async def _report_built(self, seq: int = 0) -> None:
         """Tells the record which partitions this shard, a target of their move, has built."""
+        address = self._assignment.address
         for partition in self._assignment.building():
-            request = taxonomy_pb2.PartitionReadyRequest(
-                partition_id=partition,
-                address=self._assignment.address,
-                seq=seq or self.shard.seq,
-            )
             try:
-                route = await call(self._stub.PartitionReady, request, CALL_S, "taxonomy")
+                route = await self._record.partition_ready(
+                    partition, address, seq or self.shard.seq
+                )
             except FailedPrecondition as error:  # replayed from an older position: the feed
                 log.info("partition %d: %s", partition, error)  # will say how it ended
                 continue
-            self._assignment.update(wire.route(route))
+            self._assignment.update(route)
 
     async def _pump(self, queue: asyncio.Queue[object]) -> None:
-        request = taxonomy_pb2.WatchRequest(from_seq=self.shard.seq, feed_id=self._feed_id)
         try:
-            async for message in self._stub.Watch(request):
-                change = wire.change(message)
+            async for change in self._record.changes(self.shard.seq, self._feed_id):
                 await queue.put(_REBUILD if change is None else change)
                 if change is None:
                     return
-        except grpc.aio.AioRpcError as error:
-            await queue.put(errors_for(error, "taxonomy"))
+        except VisualSearchError as error:
+            await queue.put(error)
         else:
             await queue.put(Unavailable("the taxonomy ended the feed"))
 
@@ -322,24 +312,8 @@ class Follower:
         async with self._advanced:
             self._advanced.notify_all()
 
-    async def _tree(self) -> taxonomy_pb2.Tree:
-        """The current tree (and the routing table), waiting for the taxonomy to serve."""
-        request = taxonomy_pb2.GetTreeRequest()
-        return await call(self._stub.GetTree, request, CALL_S, "taxonomy", wait_for_ready=True)
-
     async def _scan(
         self, partitions: Sequence[int], item_ids: Sequence[str] = ()
     ) -> tuple[list[ItemState], int, str]:
         """The items (with vectors of the version served) and the position they reflect."""
-        request = taxonomy_pb2.ScanRequest(
-            partitions=partitions, item_ids=item_ids, model_version=self.shard.model_version
-        )
-        items: list[ItemState] = []
-        seq, version = 0, ""
-        try:
-            async for chunk in self._stub.Scan(request):
-                seq, version = chunk.seq, chunk.model_version
-                items.extend(wire.item_state(item) for item in chunk.items)
-        except grpc.aio.AioRpcError as error:
-            raise errors_for(error, "taxonomy") from error
-        return items, seq, version
+        return await self._record.scan(partitions, item_ids, self.shard.model_version)

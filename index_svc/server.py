@@ -14,6 +14,7 @@ from common.routing import Routes
 from common.serve import run, serve
 from index_svc.backend import backend_class
 from index_svc.follower import Assignment, Follower
+from index_svc.record_client import RecordClient
 from index_svc.service import ROLES, SERVICE_NAME, IndexServicer
 from index_svc.shard import Shard
 from index_svc.snapshots import Snapshots
@@ -48,8 +49,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         Shard(index.backend, assignment, index.model_version),
         assignment,
         snapshots,
-        config.address(config.taxonomy.port),
-        config.auth.token,
+        RecordClient(config.address(config.taxonomy.port), config.auth.token),
         config.partition_level,
         index.snapshot_every,
     )

@@ -10,8 +10,8 @@ import grpc
 from common.auth import current_caller, method_roles
 from common.config import TaxonomyConfig
 from common.errors import InvalidArgument
-from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change, Route
-from common.wire import item_error_pb, item_state_pb
+from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change
+from common.wire import item_error_pb, item_state_pb, route_pb
 from protos.visualsearch.v1 import common_pb2, taxonomy_pb2, taxonomy_pb2_grpc
 from taxonomy_svc import formats, ops
 from taxonomy_svc.diff import compare
@@ -104,7 +104,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
                 taxonomy_pb2.NodeRef(id=node, path=path)
                 for path, node in sorted(tree.old_paths().items())
             ],
-            routes=[_route_pb(route) for route in state.routes.values()] if current else [],
+            routes=[route_pb(route) for route in state.routes.values()] if current else [],
             split=sorted(state.split) if current else [],
             feed_id=self._record.feed_id if current else "",
         )
@@ -302,7 +302,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
         partition = _required(request.partition, "partition")
         route = await _run(self._record.move_partition, partition, list(request.to))
         self._changes.notify()
-        return _route_pb(route)
+        return route_pb(route)
 
     async def PartitionReady(
         self, request: taxonomy_pb2.PartitionReadyRequest, context: grpc.aio.ServicerContext
@@ -311,7 +311,7 @@ class TaxonomyService(taxonomy_pb2_grpc.TaxonomyServicer):
             self._record.partition_ready, request.partition_id, request.address, request.seq
         )
         self._changes.notify()
-        return _route_pb(route)
+        return route_pb(route)
 
     async def SplitPartition(
         self, request: taxonomy_pb2.NodeRef, context: grpc.aio.ServicerContext
@@ -485,21 +485,12 @@ def _entry_pb(entry: Entry) -> taxonomy_pb2.HistoryEntry:
     )
 
 
-def _route_pb(route: Route) -> taxonomy_pb2.Route:
-    return taxonomy_pb2.Route(
-        partition_id=route.partition_id,
-        serving=route.serving,
-        target=route.target,
-        ready=route.ready,
-    )
-
-
 def _feed_pb(change: Change, entries: dict[int, Entry]) -> taxonomy_pb2.Change:
     if change.kind == DELETE:
         return taxonomy_pb2.Change(seq=change.seq, item_deleted=change.item_id)
     if change.kind == ROUTE:
         assert change.route is not None
-        return taxonomy_pb2.Change(seq=change.seq, route=_route_pb(change.route))
+        return taxonomy_pb2.Change(seq=change.seq, route=route_pb(change.route))
     if change.kind == SPLIT:
         placements = [item_state_pb(item) for item in change.placements]
         return taxonomy_pb2.Change(seq=change.seq, split=change.split, placements=placements)
