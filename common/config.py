@@ -43,7 +43,16 @@ class IndexConfig:
     ports: tuple[int, ...] = (50061, 50062)  # one shard process per port
     data_dir: str = "var/shards"
     max_batch: int = 10_000
-    backend: str = "flat"  # index kind of new partitions (index_svc.backend.KINDS)
+    spec: str = ""  # FAISS factory string of every partition; "": by size, as below
+    exact_below: int = 50_000  # partitions (and filtered searches) smaller search exactly
+    ann_spec: str = "HNSW32"  # partitions larger; {nlist} and {m} are filled by size and dim
+    compact_above: float = 0.2  # share of tombstones past which a partition is rebuilt
+    ef_search: int = 64  # HNSW candidates walked, unless a search asks otherwise
+    nprobe: int = 32  # IVF lists visited, unless a search asks otherwise
+    refine: float = 4.0  # lossy codes: candidates reranked exactly, x k
+    max_ef_search: int = 2048  # a search may ask up to these
+    max_nprobe: int = 8192
+    max_refine: float = 64.0
     replicas: int = 1  # shards holding each partition (common.routing.replicas_of)
     model_version: str = ""  # the version the shards serve; "": the one recorded last
     drain_grace_s: float = 10.0  # a partition moved away (or split) is still served this long

@@ -147,14 +147,19 @@ class Gateway:
     ) -> SearchResult:
         tree = await self._tree.current(deadline.left(), min_seq)
         partitions = self._route(tree, leaves, categories)
+        # categories below the partitions' level are searched inside the index, so k come back
+        level = self._config.partition_level
+        within = [c for c in categories if len(paths.split(c)) > level]
         neighbours, failed = await self._fan_out(
-            tree, query, partitions, exclude, deadline, min_seq
+            tree, query, partitions, exclude, within, deadline, min_seq
         )
         believed = _leaves_inside(leaves, categories) if categories else leaves
         ranked = await self._rerank(believed, neighbours, k, categories, deadline)
         wider = [] if len(ranked) >= k else self._related(tree, leaves, partitions)
         if wider:
-            more, failed_more = await self._fan_out(tree, query, wider, exclude, deadline, min_seq)
+            more, failed_more = await self._fan_out(
+                tree, query, wider, exclude, within, deadline, min_seq
+            )
             ranked = await self._rerank(believed, neighbours + more, k, categories, deadline)
             partitions, failed = partitions + wider, failed + failed_more
         names = [tree.names.get(partition, str(partition)) for partition in partitions]
@@ -196,6 +201,7 @@ class Gateway:
         query: np.ndarray,
         partitions: list[int],
         exclude: Sequence[str],
+        within: Sequence[str],
         deadline: Deadline,
         min_seq: int,
     ) -> tuple[list[Neighbour], list[str]]:
@@ -216,7 +222,9 @@ class Gateway:
             groups = by_shard(asked, tree.routes, turn + attempt)
             timeout = deadline.left(SHARD_SHARE)
             answers = await _each(
-                self._cluster.search(shard, query, parts, candidates, exclude, timeout, min_seq)
+                self._cluster.search(
+                    shard, query, parts, candidates, exclude, timeout, min_seq, within
+                )
                 for shard, parts in groups.items()
             )
             for (shard, parts), answer in zip(groups.items(), answers, strict=True):

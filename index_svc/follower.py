@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 1.0  # wait before following again after the taxonomy failed
 BATCH = 2000  # feed entries applied at once
 DRAIN_CHECK_S = 1.0  # how often a quiet feed still looks for partitions to drop
+MAINTAIN_S = 1.0  # how often partitions are checked for a rebuild
 _REBUILD = object()  # put on the queue when the feed says: rebuild from a scan
 
 
@@ -97,8 +98,16 @@ class Follower:
     async def run(self) -> None:
         """Restores (serving at once, even while the taxonomy is down) or builds the shard,
         then follows the feed; retries on failure."""
-        loaded = await asyncio.to_thread(self._snapshots.load)
+        loaded = await asyncio.to_thread(self._snapshots.load, self.shard.policy)
         build = loaded is None or not await self._restore(loaded)
+        maintaining = asyncio.create_task(self._maintain())
+        try:
+            await self._keep(build)
+        finally:
+            maintaining.cancel()
+            self.shard.stop_rebuilds()
+
+    async def _keep(self, build: bool) -> None:
         while True:
             try:
                 if build:
@@ -116,6 +125,20 @@ class Follower:
                 log.exception("following the record broke; rebuilding in %.0fs", RETRY_S)
                 build = True
                 await asyncio.sleep(RETRY_S)
+
+    async def _maintain(self) -> None:
+        """Rebuilds the partitions due for it (trained, switched to another spec as they grow,
+        or compacted), one at a time, and snapshots each result."""
+        while True:
+            await asyncio.sleep(MAINTAIN_S)
+            if not self.ready:
+                continue
+            for name, spec in await asyncio.to_thread(self.shard.due):
+                try:
+                    if await asyncio.to_thread(self.shard.rebuild, name, spec):
+                        await self._snapshot()
+                except Exception:  # a bug: the partition serves on as it was
+                    log.exception("rebuilding partition %s as %s failed", name, spec)
 
     async def _restore(self, loaded: Loaded) -> bool:
         """Takes a checked snapshot and the routing table it was taken with (the feed's route

@@ -12,12 +12,13 @@ from common import config as cluster_config
 from common.auth import method_roles
 from common.routing import Routes
 from common.serve import run, serve
-from index_svc.backend import backend_class
+from index_svc.backend import make_backend
 from index_svc.follower import Assignment, Follower
 from index_svc.record_client import RecordClient
 from index_svc.service import ROLES, SERVICE_NAME, IndexServicer
 from index_svc.shard import Shard
 from index_svc.snapshots import Snapshots
+from index_svc.specs import Policy, SearchParams
 from protos.visualsearch.v1 import index_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,14 @@ async def main(argv: Sequence[str] | None = None) -> None:
     index = config.index
     if not 0 <= number < len(index.ports):
         raise SystemExit(f"--shard {number}: config.index.ports has {len(index.ports)} ports")
-    backend_class(index.backend)
+    policy = _policy(index)
     address, shards = config.shard_addresses[number], config.shard_addresses
 
     assignment = Assignment(address, Routes(shards, index.replicas), index.drain_grace_s)
     directory = Path(index.data_dir) / f"shard-{number}"
     snapshots = Snapshots(directory)
     follower = Follower(
-        Shard(index.backend, assignment, index.model_version),
+        Shard(policy, assignment, index.model_version),
         assignment,
         snapshots,
         RecordClient(config.address(config.taxonomy.port), config.auth.token),
@@ -54,10 +55,10 @@ async def main(argv: Sequence[str] | None = None) -> None:
         index.snapshot_every,
     )
     log.info(
-        "shard %d: %s backend on %s, %d replica(s) of each partition, state in %s",
+        "shard %d: partitions %s, searched on %s, %d replica(s) of each, state in %s",
         number,
-        index.backend,
-        backend_class(index.backend).device(),
+        index.spec or f"Flat below {index.exact_below} vectors, {index.ann_spec} above",
+        make_backend("Flat", 1).device(),
         index.replicas,
         directory,
     )
@@ -81,6 +82,21 @@ async def main(argv: Sequence[str] | None = None) -> None:
         on_stop,
         roles=method_roles(SERVICE_NAME, ROLES),
         auth=config.auth,
+    )
+
+
+def _policy(index: cluster_config.IndexConfig) -> Policy:
+    """The index policy of the config, its specs checked by faiss (at a width most PQ and PCA
+    sizes divide) so that a spec it cannot build stops the shard here, not at a write."""
+    for spec in filter(None, (index.spec, index.ann_spec)):
+        make_backend(spec.format(nlist=16, m=8), 960)
+    return Policy(
+        index.spec,
+        index.exact_below,
+        index.ann_spec,
+        index.compact_above,
+        SearchParams(index.ef_search, index.nprobe, index.refine),
+        SearchParams(index.max_ef_search, index.max_nprobe, index.max_refine),
     )
 
 

@@ -3,15 +3,17 @@
 import asyncio
 
 import grpc
+import numpy as np
 
 from common import vectors
-from common.errors import InvalidArgument
+from common.errors import InvalidArgument, NotFound
 from index_svc.follower import Follower
 from index_svc.record import Record
 from index_svc.shard import Neighbor, PartitionStats
+from index_svc.specs import Filter, SearchParams
 from protos.visualsearch.v1 import index_pb2, index_pb2_grpc
 
-ROLES = {"reader": ["SearchVectors", "Fetch", "Stats"]}
+ROLES = {"reader": ["SearchVectors", "SearchBatch", "Fetch", "Stats"]}
 
 MAX_K = 1000
 SERVICE_NAME = index_pb2.DESCRIPTOR.services_by_name["Index"].full_name
@@ -26,22 +28,54 @@ class IndexServicer(index_pb2_grpc.IndexServicer):
     async def SearchVectors(
         self, request: index_pb2.SearchVectorsRequest, context: grpc.aio.ServicerContext
     ) -> index_pb2.SearchVectorsResponse:
+        (neighbors,), missing = await self._search([request.query], request, context)
+        return index_pb2.SearchVectorsResponse(
+            neighbors=[_neighbor_to_pb(n) for n in neighbors], missing_partitions=missing
+        )
+
+    async def SearchBatch(
+        self, request: index_pb2.SearchBatchRequest, context: grpc.aio.ServicerContext
+    ) -> index_pb2.SearchBatchResponse:
+        self._check_batch("queries", len(request.queries))
+        results, missing = await self._search(list(request.queries), request, context)
+        return index_pb2.SearchBatchResponse(
+            results=[
+                index_pb2.Neighbors(neighbors=[_neighbor_to_pb(n) for n in neighbors])
+                for neighbors in results
+            ],
+            missing_partitions=missing,
+        )
+
+    async def _search(
+        self,
+        queries: list[bytes],
+        request: index_pb2.SearchVectorsRequest | index_pb2.SearchBatchRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> tuple[list[list[Neighbor]], list[str]]:
         if not 1 <= request.k <= MAX_K:
             raise InvalidArgument(f"k must be in 1..{MAX_K}, got {request.k}")
         if not request.partitions:
             raise InvalidArgument("no partitions named")
+        if not queries:
+            raise InvalidArgument("no queries")
+        for name in request.partitions:
+            if not name.isdigit():
+                raise NotFound(f"no partition {name!r}: partitions are named by node id")
         self._check_batch("exclude_ids", len(request.exclude_ids))
-        query = vectors.from_bytes(request.query)
+        matrix = _matrix(queries)
         await self._seen(request.min_seq, context)
-        neighbors, missing = await asyncio.to_thread(
+        return await asyncio.to_thread(
             self._shard.search,
-            query,
+            matrix,
             list(request.partitions),
             request.k,
+            SearchParams(request.params.ef_search, request.params.nprobe, request.params.refine),
+            Filter(
+                tuple(request.filter.leaves),
+                tuple(request.filter.colours),
+                tuple(request.filter.usages),
+            ),
             list(request.exclude_ids),
-        )
-        return index_pb2.SearchVectorsResponse(
-            neighbors=[_neighbor_to_pb(n) for n in neighbors], missing_partitions=missing
         )
 
     async def Fetch(
@@ -103,5 +137,22 @@ def _neighbor_to_pb(neighbor: Neighbor) -> index_pb2.Neighbor:
 
 def _stats_to_pb(stats: PartitionStats) -> index_pb2.PartitionStats:
     return index_pb2.PartitionStats(
-        partition=stats.name, count=stats.count, dim=stats.dim, model_version=stats.model_version
+        partition=stats.name,
+        count=stats.count,
+        dim=stats.dim,
+        model_version=stats.model_version,
+        spec=stats.spec,
+        tombstones=stats.tombstones,
     )
+
+
+def _matrix(queries: list[bytes]) -> np.ndarray:
+    """The queries as one float32 matrix.
+
+    Raises:
+        InvalidArgument: a query is not whole finite float32s, or they differ in length.
+    """
+    rows = [vectors.from_bytes(query) for query in queries]
+    if len({len(row) for row in rows}) > 1:
+        raise InvalidArgument(f"queries of dimensions {sorted({len(r) for r in rows})} in one call")
+    return np.stack(rows)

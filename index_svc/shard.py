@@ -9,6 +9,7 @@ rename changes nothing here, and one model version is served (vectors of others 
 import dataclasses
 import heapq
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -22,6 +23,7 @@ from index_svc.partition import Partition
 from index_svc.record import Record
 from index_svc.rwlock import RWLock
 from index_svc.snapshots import Loaded
+from index_svc.specs import DEFAULTS, EVERYTHING, Filter, Policy, SearchParams
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,15 @@ class Neighbor:
 @dataclasses.dataclass(frozen=True)
 class PartitionStats:
     name: str
-    count: int
+    count: int  # live vectors
     dim: int
     model_version: str
+    spec: str  # the index's FAISS factory string
+    tombstones: int  # deleted or replaced vectors still in the index, until a rebuild
 
+
+_Row = tuple[ItemState, np.ndarray]  # an item arriving in a partition, with its vector
+CATCH_UP_LEFT = 1000  # a rebuild swaps in once fewer rows than this came in meanwhile
 
 # What a batch of changes leaves an item as: gone (None), or in a partition with a vector
 # (None where the changes only moved it and the vector must come from where it is held).
@@ -52,13 +59,15 @@ class Shard:
     feed's batches one at a time.
 
     Args:
-        kind: backend of the partitions (index_svc.backend.KINDS).
+        policy: the specs of the partitions and the bounds of a search's knobs.
         owns: whether this shard is assigned a partition (by name).
         model_version: the version served; "" takes the first one seen.
     """
 
-    def __init__(self, kind: str, owns: Callable[[str], bool], model_version: str = "") -> None:
-        self._kind = kind
+    def __init__(
+        self, policy: Policy, owns: Callable[[str], bool], model_version: str = ""
+    ) -> None:
+        self.policy = policy
         self.owns = owns
         self._partitions: dict[str, Partition] = {}
         self._retired: dict[str, tuple[Partition, float]] = {}  # split: (partition, when)
@@ -66,6 +75,7 @@ class Shard:
         self.seq = 0
         self.model_version = model_version
         self._lock = RWLock()
+        self._stopping = threading.Event()
 
     @property
     def count(self) -> int:
@@ -147,9 +157,8 @@ class Shard:
         built: dict[str, Partition] = {}
         for name, group in groups.items():
             vectors = np.stack([_floats(item.vector) for item in group])
-            partition = Partition(name, model_version, vectors.shape[1], self._kind)
-            partition.upsert([i.item_id for i in group], vectors, [i.leaf for i in group])
-            built[name] = partition
+            built[name] = Partition(name, model_version, vectors.shape[1], self.policy)
+            _upsert(built[name], group, vectors)
         return built
 
     def apply(self, changes: Sequence[Change], fetched: Sequence[ItemState] = ()) -> list[str]:
@@ -202,37 +211,51 @@ class Shard:
 
     def search(
         self,
-        query: np.ndarray,
+        queries: np.ndarray,
         partitions: Sequence[str],
         k: int,
+        params: SearchParams = DEFAULTS,
+        wanted: Filter = EVERYTHING,
         exclude_ids: Collection[str] = (),
-    ) -> tuple[list[Neighbor], list[str]]:
-        """The k nearest items over the named partitions this shard holds.
+    ) -> tuple[list[list[Neighbor]], list[str]]:
+        """The k nearest items to each query over the named partitions this shard holds.
 
         Args:
-            query: float32 vector of the partitions' dimension.
+            queries: float32 matrix (n, dim) of the partitions' dimension.
             partitions: partition names; those not held here are reported, not an error.
             k: neighbours wanted, at least 1.
+            params: the search's knobs; 0 takes the policy's default.
+            wanted: which items may be returned (applied inside each index).
             exclude_ids: item ids never returned.
 
         Returns:
-            The neighbours merged over the partitions, best first, and the missing names.
+            Per query, the neighbours merged over the partitions, best first; and the
+            partitions asked for that are not held here.
+
+        Raises:
+            InvalidArgument: k below 1 or a knob past its bound.
         """
         if k < 1:
             raise InvalidArgument(f"k must be at least 1, got {k}")
+        resolved = self.policy.resolve(params)
         names = list(dict.fromkeys(partitions))
         exclude = frozenset(exclude_ids)
+        merged: list[list[Neighbor]] = [[] for _ in queries]
         with self._lock.read():
             held = {name: self._partition(name) for name in names}
             # a partition assigned here that no item has reached yet is empty, not missing
             missing = [n for n, partition in held.items() if partition is None and not self.owns(n)]
-            hits = [
-                Neighbor(item_id, score, leaf, name)
-                for name, partition in held.items()
-                if partition is not None
-                for item_id, score, leaf in partition.search(query, k, exclude)
-            ]
-        return heapq.nlargest(k, hits, key=attrgetter("score")), missing
+            for name, partition in held.items():
+                if partition is None:
+                    continue
+                found = partition.search(queries, k, resolved, wanted, exclude)
+                for hits, into in zip(found, merged, strict=True):
+                    into.extend(
+                        Neighbor(item_id, score, leaf, name) for item_id, score, leaf in hits
+                    )
+        if len(held) > 1:
+            merged = [heapq.nlargest(k, hits, key=attrgetter("score")) for hits in merged]
+        return merged, missing
 
     def fetch(self, item_ids: Iterable[str]) -> tuple[list[Record], list[str]]:
         """The stored records of items, and the ids not held here."""
@@ -252,9 +275,54 @@ class Shard:
         """One entry per partition, by name."""
         with self._lock.read():
             return [
-                PartitionStats(p.name, len(p), p.dim, p.model_version)
+                PartitionStats(p.name, len(p), p.dim, p.model_version, p.spec, p.rows.dead)
                 for p in sorted(self._partitions.values(), key=attrgetter("name"))
             ]
+
+    def stop_rebuilds(self) -> None:
+        """Makes a rebuild under way give up at its next step (the process is stopping)."""
+        self._stopping.set()
+
+    def due(self) -> list[tuple[str, str]]:
+        """The partitions a rebuild is due for, with the spec to build (Partition.due)."""
+        with self._lock.read():
+            return [(p.name, spec) for p in self._partitions.values() if (spec := p.due())]
+
+    def rebuild(self, name: str, spec: str) -> bool:
+        """Rebuilds a partition with a spec while searches and writes go on: copies its live
+        rows, builds the index from them, catches up with the rows written meanwhile, and
+        swaps it in under a short write lock. Returns whether it was swapped in (not if the
+        partition was dropped or replaced meanwhile)."""
+        started = time.monotonic()
+        with self._lock.read():
+            partition = self._partitions.get(name)
+            if partition is None:
+                return False
+            rebuild = partition.begin(spec)
+        if not rebuild.build(self._stopping):
+            return False
+        while True:
+            with self._lock.read():
+                if self._partitions.get(name) is not partition:
+                    return False
+                tail = partition.catch_up(rebuild)
+            rebuild.add(tail)
+            if len(tail) < CATCH_UP_LEFT:
+                break
+        with self._lock.write():
+            if self._partitions.get(name) is not partition:
+                return False
+            before = partition.spec
+            partition.install(rebuild)
+        log.info(
+            "partition %s rebuilt as %s (was %s): %d vectors in %.1fs",
+            name,
+            spec,
+            before,
+            len(partition),
+            time.monotonic() - started,
+        )
+        return True
 
     def snapshot(self, write: Callable[[int, str, list[Partition]], object]) -> None:
         """Calls `write(seq, model_version, partitions)` while no batch is being applied."""
@@ -268,12 +336,12 @@ class Shard:
 
     def _plan(
         self, final: dict[str, _Final], deleted: set[str]
-    ) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, str, np.ndarray]]], list[str]]:
+    ) -> tuple[dict[str, list[str]], dict[str, list[_Row]], list[str]]:
         """What brings each item to its final state: the ids leaving each partition, the rows
         arriving in each, and the ids whose vectors are missing (those of `deleted`, deleted
         in the batch, cannot come from where they were held)."""
         leaving: dict[str, list[str]] = defaultdict(list)
-        arriving: dict[str, list[tuple[str, str, np.ndarray]]] = defaultdict(list)
+        arriving: dict[str, list[_Row]] = defaultdict(list)
         wanted: list[str] = []
         for item_id, state in final.items():
             held = self._where.get(item_id)
@@ -290,13 +358,13 @@ class Shard:
                 continue
             if held is not None and held != name:
                 leaving[held].append(item_id)
-            arriving[name].append((item_id, item.leaf, vector))
+            arriving[name].append((item, vector))
         return leaving, arriving, wanted
 
     def _move(
         self,
         leaving: dict[str, list[str]],
-        arriving: dict[str, list[tuple[str, str, np.ndarray]]],
+        arriving: dict[str, list[_Row]],
     ) -> None:
         for name, item_ids in leaving.items():
             self._partitions[name].delete(item_ids)
@@ -305,15 +373,15 @@ class Shard:
         for name, rows in arriving.items():
             self._add(name, rows)
 
-    def _add(self, name: str, rows: list[tuple[str, str, np.ndarray]]) -> None:
+    def _add(self, name: str, rows: list[_Row]) -> None:
         partition = self._partitions.get(name)
-        dim = rows[0][2].shape[0]
+        dim = rows[0][1].shape[0]
         if partition is None:
             partition = self._partitions[name] = Partition(
-                name, self.model_version, dim, self._kind
+                name, self.model_version, dim, self.policy
             )
             log.info("partition %s created: dim %d, model %s", name, dim, self.model_version)
-        fits = [row for row in rows if row[2].shape[0] == partition.dim]
+        fits = [row for row in rows if row[1].shape[0] == partition.dim]
         if len(fits) < len(rows):
             log.error(
                 "partition %s: %d vectors of another width than %d left out",
@@ -322,12 +390,18 @@ class Shard:
                 partition.dim,
             )
         if fits:
-            partition.upsert(
-                [item_id for item_id, _, _ in fits],
-                np.stack([vector for _, _, vector in fits]),
-                [leaf for _, leaf, _ in fits],
-            )
-            self._where.update((item_id, name) for item_id, _, _ in fits)
+            _upsert(partition, [item for item, _ in fits], np.stack([v for _, v in fits]))
+            self._where.update((item.item_id, name) for item, _ in fits)
+
+
+def _upsert(partition: Partition, items: Sequence[ItemState], vectors: np.ndarray) -> None:
+    partition.upsert(
+        [item.item_id for item in items],
+        vectors,
+        [item.leaf for item in items],
+        [item.colour for item in items],
+        [item.usage for item in items],
+    )
 
 
 def _first_version(changes: Sequence[Change]) -> str:

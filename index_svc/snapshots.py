@@ -30,6 +30,7 @@ from typing import Any
 from common.errors import FailedPrecondition
 from common.feed import Route
 from index_svc.partition import Partition
+from index_svc.specs import Policy
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,15 @@ class Snapshots:
         self._lock_fd = _lock(directory)
         self._writing = threading.Lock()  # a stop's last snapshot may meet a periodic one
 
-    def load(self) -> Loaded | None:
-        """The newest snapshot that passes its checks; None if there is none. Every snapshot
-        that fails is set aside; temporaries of an interrupted write are removed."""
+    def load(self, policy: Policy) -> Loaded | None:
+        """The newest snapshot that passes its checks, its partitions under `policy`; None if
+        there is none. Every snapshot that fails is set aside; temporaries of an interrupted
+        write are removed."""
         for path in self.directory.glob(".tmp-*"):
             shutil.rmtree(path, ignore_errors=True)
         for path in sorted(self._snapshots(), key=_seq_of, reverse=True):
             try:
-                return _read(path)
+                return _read(path, policy)
             except Exception as error:
                 self._set_aside(path, error)
         return None
@@ -145,7 +147,7 @@ class Snapshots:
         path.rename(aside)
 
 
-def _read(path: Path) -> Loaded:
+def _read(path: Path, policy: Policy) -> Loaded:
     """Reads a snapshot after checking every file against its manifest.
 
     Raises:
@@ -164,7 +166,7 @@ def _read(path: Path) -> Loaded:
     for name, digest in manifest["files"].items():
         if _sha256(path / name) != digest:
             raise ValueError(f"{name} fails its checksum")
-    partitions = [Partition.load(part) for part in sorted(path.iterdir()) if part.is_dir()]
+    partitions = [Partition.load(part, policy) for part in sorted(path.iterdir()) if part.is_dir()]
     routes = [Route(p, tuple(s), tuple(t), tuple(r)) for p, s, t, r in manifest["routes"]]
     return Loaded(
         manifest["seq"], manifest["model_version"], partitions, routes, manifest["feed_id"]

@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +86,26 @@ def test_category_filter_keeps_results_inside_it(running: Running) -> None:
     response = running.stub.SearchByImage(request, timeout=10)
     assert response.results
     assert all(r.leaf.startswith(category + "/") for r in response.results)
+
+
+def test_a_leaf_filter_below_the_partitions_is_searched_inside_the_index_so_k_come_back(
+    running: Running,
+) -> None:
+    item = running.catalog.items[0]
+    counts = Counter(i.leaf for i in running.catalog.items)
+    leaf = next(  # a leaf of another top node, deeper than the partitions, with k items
+        leaf
+        for leaf, count in counts.most_common()
+        if count >= 10 and leaf.split("/")[0] != item.leaf.split("/")[0]
+        and len(leaf.split("/")) > running.config.partition_level
+    )  # fmt: skip
+    request = gateway_pb2.SearchByImageRequest(
+        image=running.catalog.image_bytes(item.id), k=10, categories=[leaf]
+    )
+
+    response = running.stub.SearchByImage(request, timeout=10)
+
+    assert [r.leaf for r in response.results] == [leaf] * 10
 
 
 def test_a_deleted_item_stops_appearing_and_comes_back_when_ingested(running: Running) -> None:

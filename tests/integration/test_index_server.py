@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
 from protos.visualsearch.v1 import index_pb2, index_pb2_grpc, taxonomy_pb2, taxonomy_pb2_grpc
@@ -131,6 +132,21 @@ def _query(**fields: object) -> Callable[[index_pb2_grpc.IndexStub], object]:
         _query(k=3, query=b"12345"),
         _query(k=3, query=b""),
         _query(k=3, min_seq=-1),
+        _query(k=3, query=np.ones(DIM + 1, dtype="<f4").tobytes()),
+        _query(k=3, query=np.full(DIM, np.nan, dtype="<f4").tobytes()),
+        _query(k=3, query=np.full(DIM, np.inf, dtype="<f4").tobytes()),
+        _query(k=3, params=index_pb2.SearchParams(ef_search=1_000_000)),
+        _query(k=3, params=index_pb2.SearchParams(refine=-1)),
+        _query(k=3, partitions=["Apparel/Topwear"]),
+        lambda index: index.SearchBatch(
+            index_pb2.SearchBatchRequest(
+                queries=[vector(1), vector(2)[:-4]], partitions=[TOPWEAR], k=3
+            ),
+            timeout=5,
+        ),
+        lambda index: index.SearchBatch(
+            index_pb2.SearchBatchRequest(queries=[], partitions=[TOPWEAR], k=3), timeout=5
+        ),
         lambda index: index.Fetch(index_pb2.FetchRequest(item_ids=["a"], min_seq=-1), timeout=5),
         lambda index: index.Stats(index_pb2.StatsRequest(min_seq=-1), timeout=5),
     ],
@@ -141,17 +157,67 @@ def _query(**fields: object) -> Callable[[index_pb2_grpc.IndexStub], object]:
         "query-not-float32",
         "query-empty",
         "search-negative-min-seq",
+        "query-of-another-length",
+        "query-nan",
+        "query-infinite",
+        "ef-search-past-its-bound",
+        "refine-negative",
+        "partition-not-a-node-id",
+        "batch-queries-of-two-lengths",
+        "batch-no-queries",
         "fetch-negative-min-seq",
         "stats-negative-min-seq",
     ],
 )
-def test_bad_requests_are_invalid_arguments(
+def test_bad_requests_are_refused_and_change_nothing(
     index: index_pb2_grpc.IndexStub, call: Callable[[index_pb2_grpc.IndexStub], object]
 ) -> None:
+    before = stats(index, 0)
     with pytest.raises(grpc.RpcError) as refused:
         call(index)
 
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+    code = refused.value.code()
+    assert code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), code
+    assert stats(index, 0) == before
+
+
+def test_a_batch_is_answered_per_query_in_order_inside_its_filter(
+    record: taxonomy_pb2_grpc.TaxonomyStub, index: index_pb2_grpc.IndexStub
+) -> None:
+    seq = put(record, [item(f"batch-{n}", [TSHIRTS, SHIRTS][n % 2], 200 + n) for n in range(20)])
+    request = index_pb2.SearchBatchRequest(
+        queries=[vector(200 + n) for n in range(6)],
+        partitions=[TOPWEAR],
+        k=3,
+        min_seq=seq,
+        params=index_pb2.SearchParams(ef_search=32, nprobe=4, refine=2),
+    )
+
+    answered = index.SearchBatch(request, timeout=WAIT_S)
+    request.filter.leaves.append(SHIRTS)
+    inside = index.SearchBatch(request, timeout=WAIT_S)
+
+    assert [r.neighbors[0].item_id for r in answered.results] == [f"batch-{n}" for n in range(6)]
+    assert all(len(r.neighbors) == 3 for r in inside.results)
+    assert {n.leaf for r in inside.results for n in r.neighbors} == {SHIRTS}
+    assert [r.neighbors[0].item_id for r in inside.results][1::2] == [
+        "batch-1",
+        "batch-3",
+        "batch-5",
+    ]
+
+
+def test_stats_show_each_partitions_spec_and_its_tombstones(
+    record: taxonomy_pb2_grpc.TaxonomyStub, index: index_pb2_grpc.IndexStub
+) -> None:
+    put(record, [item("stone", SHOES, 300)])
+    before = {p.partition: p for p in stats(index, 0).partitions}[FOOTWEAR_SHOES]
+    seq = delete(record, ["stone"])
+
+    after = {p.partition: p for p in stats(index, seq).partitions}[FOOTWEAR_SHOES]
+
+    assert after.spec == "Flat"  # a few items: exact search
+    assert (after.count, after.tombstones) == (before.count - 1, before.tombstones + 1)
 
 
 def _fill(cluster: Cluster, first: int, count: int) -> tuple[int, dict[str, bytes]]:

@@ -296,8 +296,8 @@ def test_every_damaged_snapshot_is_set_aside_and_the_shard_rebuilds_exactly(
         assert cluster.shard.stop() == 0
         good = _snapshot(cluster)
         files = sorted(p.relative_to(good) for p in good.rglob("*") if p.is_file())
-        assert {f.name for f in files} == {"MANIFEST", "index.faiss", "meta.json"}
-        assert len(files) == 1 + 2 * len(PARTITIONS)
+        assert {f.name for f in files} == {"MANIFEST", "index.faiss", "meta.json", "vectors.npy"}
+        assert len(files) == 1 + 3 * len(PARTITIONS)
         pristine = tmp_path / "pristine"
         good.rename(pristine)
         damaged: dict[str, str] = {}  # snapshot directory: what was done to it

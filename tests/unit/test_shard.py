@@ -1,18 +1,29 @@
 """A shard as a projection of the feed: scans, batches of changes, moves, search and fetch."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
 from common.errors import InvalidArgument
 from common.feed import DELETE, EDIT, ROUTE, SPLIT, UPSERT, Change, ItemState, Route
-from index_svc.shard import Shard
+from index_svc.shard import Neighbor, Shard
+from index_svc.specs import Policy
 
 DIM = 8
 TOPS, SHOES, ELSEWHERE = 10, 20, 30  # node ids; this shard owns the first two
 
 
+def _search(
+    shard: Shard, vector: np.ndarray, partitions: list[str], k: int, exclude_ids: Sequence[str] = ()
+) -> tuple[list[Neighbor], list[str]]:
+    """One query's neighbours, and the partitions missing."""
+    (hits,), missing = shard.search(vector.reshape(1, -1), partitions, k, exclude_ids=exclude_ids)
+    return hits, missing
+
+
 def _shard(model_version: str = "m1") -> Shard:
-    return Shard("flat", lambda name: name in {str(TOPS), str(SHOES)}, model_version)
+    return Shard(Policy(), lambda name: name in {str(TOPS), str(SHOES)}, model_version)
 
 
 def _vector(seed: int) -> np.ndarray:
@@ -81,7 +92,7 @@ def test_an_upsert_replaces_the_vector_and_place_of_an_item_held() -> None:
     assert _held(shard) == {"a": "20"}
     (record,), _ = shard.fetch(["a"])
     np.testing.assert_allclose(record.vector, _vector(2))
-    hits, _ = shard.search(_vector(2), ["10", "20"], 5)
+    hits, _ = _search(shard, _vector(2), ["10", "20"], 5)
     assert [(hit.item_id, hit.partition) for hit in hits] == [("a", "20")]
 
 
@@ -118,7 +129,7 @@ def test_an_item_placed_in_a_partition_not_owned_leaves_the_shard() -> None:
     assert shard.apply([_upsert(4, _state("b", ELSEWHERE, 2))]) == []
 
     assert _held(shard) == {}
-    assert shard.search(_vector(1), ["10"], 5)[0] == []
+    assert _search(shard, _vector(1), ["10"], 5)[0] == []
 
 
 def test_an_upsert_to_a_partition_not_owned_is_not_held() -> None:
@@ -196,12 +207,12 @@ def test_search_merges_partitions_best_first_and_reports_missing() -> None:
     shard.apply([_upsert(i, _state(f"a{i}", TOPS, i)) for i in range(1, 10)])
     shard.apply([_upsert(10 + i, _state(f"b{i}", SHOES, 100 + i)) for i in range(10)])
 
-    hits, missing = shard.search(_vector(104), ["20", "10", "30", "20"], 6)
+    hits, missing = _search(shard, _vector(104), ["20", "10", "30", "20"], 6)
 
     assert missing == ["30"]
     assert (hits[0].item_id, hits[0].partition, hits[0].leaf) == ("b4", "20", "Node20/Leaf")
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
-    every, _ = shard.search(_vector(104), ["10", "20"], 30)
+    every, _ = _search(shard, _vector(104), ["10", "20"], 30)
     assert len(every) == 19
     assert [hit.item_id for hit in hits] == [hit.item_id for hit in every[:6]]
 
@@ -210,11 +221,11 @@ def test_search_skips_excluded_ids_and_refuses_a_k_below_one() -> None:
     shard = _shard()
     shard.apply([_upsert(i, _state(f"a{i}", TOPS, i)) for i in range(1, 10)])
 
-    hits, _ = shard.search(_vector(3), ["10"], 3, exclude_ids=["a3"])
+    hits, _ = _search(shard, _vector(3), ["10"], 3, exclude_ids=["a3"])
 
     assert len(hits) == 3 and "a3" not in {hit.item_id for hit in hits}
     with pytest.raises(InvalidArgument):
-        shard.search(_vector(3), ["10"], 0)
+        _search(shard, _vector(3), ["10"], 0)
 
 
 def test_fetch_reports_the_ids_not_held() -> None:
@@ -244,22 +255,22 @@ def test_a_partition_taken_from_a_scan_replaces_only_that_one_and_drop_removes_i
 
     shard.drop("20")
     assert _held(shard) == {"a": "10"}
-    assert shard.search(_vector(3), ["20"], 3) == ([], [])  # still assigned here: empty
+    assert _search(shard, _vector(3), ["20"], 3) == ([], [])  # still assigned here: empty
 
 
 def test_a_split_partition_stays_searchable_whole_until_its_grace_is_over() -> None:
     """Gateways that have not read the split still ask for the old partition: it answers with
     every item it had, while the items go to the children (those owned here)."""
-    shard = Shard("flat", lambda name: name in {str(TOPS), "11"}, "m1")
+    shard = Shard(Policy(), lambda name: name in {str(TOPS), "11"}, "m1")
     shard.reset(1, "m1", [_state("a", TOPS, 1), _state("b", TOPS, 2)])
     to_owned, to_other = _state("a", 11, None), _state("b", 12, None)
 
     assert shard.apply([Change(2, SPLIT, split=TOPS, placements=(to_owned, to_other))]) == []
 
     assert _held(shard) == {"a": "11"}
-    assert {n.item_id for n in shard.search(_vector(1), [str(TOPS)], 5)[0]} == {"a", "b"}
-    assert [n.item_id for n in shard.search(_vector(1), ["11"], 5)[0]] == ["a"]
+    assert {n.item_id for n in _search(shard, _vector(1), [str(TOPS)], 5)[0]} == {"a", "b"}
+    assert [n.item_id for n in _search(shard, _vector(1), ["11"], 5)[0]] == ["a"]
     assert shard.drop_retired(grace_s=60) == []
     assert shard.drop_retired(grace_s=0) == [str(TOPS)]
-    assert shard.search(_vector(1), [str(TOPS)], 5) == ([], [])  # assigned, so empty
-    assert shard.search(_vector(1), [str(ELSEWHERE)], 5) == ([], [str(ELSEWHERE)])
+    assert _search(shard, _vector(1), [str(TOPS)], 5) == ([], [])  # assigned, so empty
+    assert _search(shard, _vector(1), [str(ELSEWHERE)], 5) == ([], [str(ELSEWHERE)])

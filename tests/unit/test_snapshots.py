@@ -13,12 +13,13 @@ from common.feed import UPSERT, Change, ItemState
 from index_svc.partition import Partition
 from index_svc.shard import Shard
 from index_svc.snapshots import MANIFEST, Snapshots
+from index_svc.specs import Policy
 
 DIM = 8
 
 
 def _partition(name: str, n: int, seed: int) -> Partition:
-    partition = Partition(name, "m1", DIM, "flat")
+    partition = Partition(name, "m1", DIM, Policy())
     vectors = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
     partition.upsert([f"{name}-{i}" for i in range(n)], vectors, [f"Leaf{name}"] * n)
     return partition
@@ -43,7 +44,7 @@ def test_a_snapshot_reads_back_as_written(snapshots: Snapshots) -> None:
     original = _partition("10", 4, 1)
     snapshots.write(9, "m1", [original, _partition("20", 2, 2)])
 
-    loaded = snapshots.load()
+    loaded = snapshots.load(Policy())
 
     assert loaded is not None
     assert (loaded.seq, loaded.model_version) == (9, "m1")
@@ -58,7 +59,7 @@ def test_a_newer_snapshot_replaces_the_older(snapshots: Snapshots) -> None:
     snapshots.write(1, "m1", [_partition("10", 1, 1)])
     snapshots.write(2, "m1", [_partition("10", 2, 1)])
 
-    loaded = snapshots.load()
+    loaded = snapshots.load(Policy())
 
     assert loaded is not None and loaded.seq == 2 and len(loaded.partitions[0]) == 2
     assert [p.name for p in snapshots.directory.iterdir() if p.name != "LOCK"] == [
@@ -67,7 +68,7 @@ def test_a_newer_snapshot_replaces_the_older(snapshots: Snapshots) -> None:
 
 
 def test_no_snapshot_loads_as_none(snapshots: Snapshots) -> None:
-    assert snapshots.load() is None
+    assert snapshots.load(Policy()) is None
 
 
 def _flip_a_bit(path: Path) -> None:
@@ -100,17 +101,17 @@ def test_any_damaged_file_sets_the_snapshot_aside_and_nothing_is_served(
     tmp_path: Path, damage: str
 ) -> None:
     names = _every_file(tmp_path / "probe")
-    assert MANIFEST in names and len(names) == 5  # the manifest, two files per partition
+    assert MANIFEST in names and len(names) == 7  # the manifest, three files per partition
     for name in names:
         snapshots = Snapshots(tmp_path / damage / name)
         try:
             snapshot = _written(snapshots)
             DAMAGE[damage](snapshot / name)
 
-            assert snapshots.load() is None, f"{damage} {name}"
+            assert snapshots.load(Policy()) is None, f"{damage} {name}"
             (aside,) = [p.name for p in snapshots.directory.iterdir() if p.name != "LOCK"]
             assert aside.startswith("damaged-") and aside.endswith(snapshot.name)
-            assert snapshots.load() is None
+            assert snapshots.load(Policy()) is None
         finally:
             snapshots.close()
 
@@ -119,7 +120,7 @@ def test_an_extra_file_sets_the_snapshot_aside(snapshots: Snapshots) -> None:
     snapshot = _written(snapshots)
     (snapshot / "part-10" / "stray").write_bytes(b"x")
 
-    assert snapshots.load() is None
+    assert snapshots.load(Policy()) is None
     assert [p.name.startswith("damaged-") for p in snapshots.directory.glob("*-*")] == [True]
 
 
@@ -130,9 +131,9 @@ def test_a_damaged_newest_snapshot_is_not_replaced_by_anything_else(
     newest = snapshots.write(2, "m1", [_partition("10", 2, 1)])
     _flip_a_bit(newest / "part-10" / "index.faiss")
 
-    assert snapshots.load() is None
+    assert snapshots.load(Policy()) is None
     written_again = snapshots.write(3, "m1", [_partition("20", 1, 3)])
-    loaded = snapshots.load()
+    loaded = snapshots.load(Policy())
     assert loaded is not None and loaded.seq == 3 and written_again.exists()
 
 
@@ -141,13 +142,13 @@ def test_an_interrupted_write_is_removed_and_not_served(snapshots: Snapshots) ->
     torn.mkdir()
     (torn / MANIFEST).write_text("{")
 
-    assert snapshots.load() is None
+    assert snapshots.load(Policy()) is None
     assert not torn.exists()
 
 
 def test_a_shard_restores_its_owned_partitions_from_its_snapshot(tmp_path: Path) -> None:
     vector = np.arange(DIM, dtype="<f4")
-    shard = Shard("flat", lambda name: True, "m1")
+    shard = Shard(Policy(), lambda name: True, "m1")
     shard.apply(
         [
             Change(seq, UPSERT, item=ItemState(i, 1, "L", p, "m1", vector.tobytes()), item_id=i)
@@ -157,12 +158,12 @@ def test_a_shard_restores_its_owned_partitions_from_its_snapshot(tmp_path: Path)
     snapshots = Snapshots(tmp_path)
     try:
         shard.snapshot(snapshots.write)
-        loaded = snapshots.load()
+        loaded = snapshots.load(Policy())
     finally:
         snapshots.close()
     assert loaded is not None
 
-    restored = Shard("flat", lambda name: name == "20", "m1")
+    restored = Shard(Policy(), lambda name: name == "20", "m1")
     restored.restore(loaded)
 
     assert (restored.seq, restored.model_version, restored.count) == (2, "m1", 1)
@@ -178,7 +179,7 @@ def test_a_closed_directory_can_be_taken_again(tmp_path: Path) -> None:
 
     second = Snapshots(tmp_path)
     try:
-        loaded = second.load()
+        loaded = second.load(Policy())
     finally:
         second.close()
     assert loaded is not None and loaded.seq == 5

@@ -21,18 +21,74 @@ class Vector(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., partition: _Optional[str] = ..., leaf: _Optional[str] = ..., vector: _Optional[bytes] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class SearchVectorsRequest(_message.Message):
-    __slots__ = ("query", "partitions", "k", "exclude_ids", "min_seq")
+    __slots__ = ("query", "partitions", "k", "exclude_ids", "min_seq", "params", "filter")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
     MIN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
     query: bytes
     partitions: _containers.RepeatedScalarFieldContainer[str]
     k: int
     exclude_ids: _containers.RepeatedScalarFieldContainer[str]
     min_seq: int
-    def __init__(self, query: _Optional[bytes] = ..., partitions: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ...) -> None: ...
+    params: SearchParams
+    filter: Filter
+    def __init__(self, query: _Optional[bytes] = ..., partitions: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+
+class SearchParams(_message.Message):
+    __slots__ = ("ef_search", "nprobe", "refine")
+    EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    NPROBE_FIELD_NUMBER: _ClassVar[int]
+    REFINE_FIELD_NUMBER: _ClassVar[int]
+    ef_search: int
+    nprobe: int
+    refine: float
+    def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., refine: _Optional[float] = ...) -> None: ...
+
+class Filter(_message.Message):
+    __slots__ = ("leaves", "colours", "usages")
+    LEAVES_FIELD_NUMBER: _ClassVar[int]
+    COLOURS_FIELD_NUMBER: _ClassVar[int]
+    USAGES_FIELD_NUMBER: _ClassVar[int]
+    leaves: _containers.RepeatedScalarFieldContainer[str]
+    colours: _containers.RepeatedScalarFieldContainer[str]
+    usages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, leaves: _Optional[_Iterable[str]] = ..., colours: _Optional[_Iterable[str]] = ..., usages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SearchBatchRequest(_message.Message):
+    __slots__ = ("queries", "partitions", "k", "exclude_ids", "min_seq", "params", "filter")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedScalarFieldContainer[bytes]
+    partitions: _containers.RepeatedScalarFieldContainer[str]
+    k: int
+    exclude_ids: _containers.RepeatedScalarFieldContainer[str]
+    min_seq: int
+    params: SearchParams
+    filter: Filter
+    def __init__(self, queries: _Optional[_Iterable[bytes]] = ..., partitions: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+
+class Neighbors(_message.Message):
+    __slots__ = ("neighbors",)
+    NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
+    neighbors: _containers.RepeatedCompositeFieldContainer[Neighbor]
+    def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ...) -> None: ...
+
+class SearchBatchResponse(_message.Message):
+    __slots__ = ("results", "missing_partitions")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[Neighbors]
+    missing_partitions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, results: _Optional[_Iterable[_Union[Neighbors, _Mapping]]] = ..., missing_partitions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Neighbor(_message.Message):
     __slots__ = ("item_id", "score", "leaf", "partition")
@@ -77,16 +133,20 @@ class StatsRequest(_message.Message):
     def __init__(self, min_seq: _Optional[int] = ...) -> None: ...
 
 class PartitionStats(_message.Message):
-    __slots__ = ("partition", "count", "dim", "model_version")
+    __slots__ = ("partition", "count", "dim", "model_version", "spec", "tombstones")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONES_FIELD_NUMBER: _ClassVar[int]
     partition: str
     count: int
     dim: int
     model_version: str
-    def __init__(self, partition: _Optional[str] = ..., count: _Optional[int] = ..., dim: _Optional[int] = ..., model_version: _Optional[str] = ...) -> None: ...
+    spec: str
+    tombstones: int
+    def __init__(self, partition: _Optional[str] = ..., count: _Optional[int] = ..., dim: _Optional[int] = ..., model_version: _Optional[str] = ..., spec: _Optional[str] = ..., tombstones: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
     __slots__ = ("partitions", "seq", "ready", "model_version")

@@ -39,6 +39,11 @@ class IndexStub:
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchVectorsRequest.SerializeToString,
                 response_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchVectorsResponse.FromString,
                 _registered_method=True)
+        self.SearchBatch = channel.unary_unary(
+                '/visualsearch.v1.Index/SearchBatch',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchBatchRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchBatchResponse.FromString,
+                _registered_method=True)
         self.Fetch = channel.unary_unary(
                 '/visualsearch.v1.Index/Fetch',
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.FetchRequest.SerializeToString,
@@ -56,6 +61,13 @@ class IndexServicer:
 
     def SearchVectors(self, request, context):
         """Searches the named partitions this shard holds and merges their neighbours.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchBatch(self, request, context):
+        """The same for several queries at once: one list of neighbours per query, in order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,6 +94,11 @@ def add_IndexServicer_to_server(servicer, server):
                     servicer.SearchVectors,
                     request_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchVectorsRequest.FromString,
                     response_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchVectorsResponse.SerializeToString,
+            ),
+            'SearchBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchBatch,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchBatchRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchBatchResponse.SerializeToString,
             ),
             'Fetch': grpc.unary_unary_rpc_method_handler(
                     servicer.Fetch,
@@ -121,6 +138,33 @@ class Index:
             '/visualsearch.v1.Index/SearchVectors',
             protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchVectorsRequest.SerializeToString,
             protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchVectorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.Index/SearchBatch',
+            protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchBatchRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_index__pb2.SearchBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
