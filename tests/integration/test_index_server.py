@@ -324,3 +324,34 @@ def test_a_shard_following_a_record_that_was_replaced_rebuilds_from_the_new_one(
 
         assert held == new
         assert "rebuilding" in cluster.shard.output()
+
+
+def _spec(index: index_pb2_grpc.IndexStub, partition: str, min_seq: int = 0) -> str:
+    return {p.partition: p.spec for p in stats(index, min_seq).partitions}[partition]
+
+
+def test_a_partition_is_trained_in_the_background_once_big_enough_and_restored_so(
+    tmp_path: Path,
+) -> None:
+    with running(tmp_path, VS_INDEX_SPEC="IVF16,Flat") as cluster:
+        record, index = cluster.record(), cluster.index()
+        seq = put(record, [item(f"t{n}", TSHIRTS, n) for n in range(100)])
+        assert _spec(index, TOPWEAR, seq) == "Flat"  # too few vectors to train 16 lists
+        before = _search(index, 7, [TOPWEAR], seq, k=5)
+
+        seq = put(record, [item(f"t{n}", TSHIRTS, n) for n in range(100, 700)])
+        deadline = time.monotonic() + WAIT_S
+        while _spec(index, TOPWEAR, seq) != "IVF16,Flat" and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        assert _spec(index, TOPWEAR) == "IVF16,Flat"
+        after = _search(index, 7, [TOPWEAR], seq, k=700)  # every list probed: exact
+        assert len(after.neighbors) == 700
+        assert [n.item_id for n in before.neighbors] == [
+            n.item_id for n in after.neighbors if int(n.item_id[1:]) < 100
+        ][:5]
+        assert cluster.shard.stop() == 0
+        cluster.shard.start()
+
+        assert _spec(index, TOPWEAR, seq) == "IVF16,Flat"
+        assert re.search(r"restored 700 vectors", cluster.shard.output())
