@@ -218,7 +218,7 @@ class Partition:
         rebuild.add(self.catch_up(rebuild))
         rows, row_of = rebuild.rows, rebuild.row_of
         assert rows is not None and rebuild.backend is not None
-        rows.live = self.rows.live[rebuild.order].copy()
+        rows.set_live(self.rows.live[rebuild.order])
         row_of.update((rows.items[i], i) for i in range(built, len(rows)))
         for i in np.flatnonzero(~rows.live).tolist():
             if row_of.get(rows.items[i]) == i:

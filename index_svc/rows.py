@@ -51,14 +51,11 @@ class Rows:
         self._len = 0
         self.items: list[str] = []
         self.live = np.zeros(0, dtype=bool)
+        self.dead = 0  # rows not live (tombstones)
         self.leaves, self.colours, self.usages = _Column(), _Column(), _Column()
 
     def __len__(self) -> int:
         return self._len
-
-    @property
-    def dead(self) -> int:
-        return self._len - int(np.count_nonzero(self.live[: self._len]))
 
     def append(
         self,
@@ -83,7 +80,14 @@ class Rows:
         return rows
 
     def kill(self, rows: np.ndarray) -> None:
+        """Tombstones live rows."""
         self.live[rows] = False
+        self.dead += len(rows)
+
+    def set_live(self, live: np.ndarray) -> None:
+        """Sets every row's live flag."""
+        self.live = live
+        self.dead = self._len - int(np.count_nonzero(live))
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """The vectors of rows, as a new (len(rows), dim) float32 matrix."""
@@ -118,7 +122,7 @@ class Rows:
         chosen = Rows(self.dim)
         chosen._put_vectors(self.vectors(rows))
         chosen.items = [self.items[row] for row in rows.tolist()]
-        chosen.live = self.live[rows]
+        chosen.set_live(self.live[rows])
         for mine, theirs in zip(
             (self.leaves, self.colours, self.usages),
             (chosen.leaves, chosen.colours, chosen.usages),
@@ -137,6 +141,7 @@ class Rows:
             [other.items[r] for r in rows.tolist()], other.vectors(rows), leaf, colour, usage
         )
         self.live[added] = other.live[rows]
+        self.dead += len(rows) - int(np.count_nonzero(other.live[rows]))
         return added
 
     def save(self, path: str) -> dict[str, object]:
@@ -160,7 +165,7 @@ class Rows:
         rows._put_vectors(vectors)
         rows.items = list(meta["items"])  # type: ignore[call-overload]
         bits = np.frombuffer(bytes.fromhex(str(meta["live"])), dtype=np.uint8)
-        rows.live = np.unpackbits(bits, count=rows._len).astype(bool)
+        rows.set_live(np.unpackbits(bits, count=rows._len).astype(bool))
         for name, column in rows._columns():
             data = meta[name]
             assert isinstance(data, dict)
