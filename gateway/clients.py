@@ -181,17 +181,17 @@ class Cluster:
         exclude_ids: Sequence[str],
         timeout: float,
         min_seq: int = 0,
-        within: Sequence[str] = (),
+        within: Sequence[int] = (),
     ) -> tuple[list[Neighbour], list[str]]:
-        """The shard's neighbours (only from the subtrees `within`, if any are named), and
-        the partitions it does not hold (not assigned to it)."""
+        """The shard's neighbours (only those whose leaf is one of the nodes `within`, if any
+        are named), and the partitions it does not hold (not assigned to it)."""
         request = index_pb2.SearchVectorsRequest(
             query=vectors.to_bytes(query),
             partitions=partitions,
             k=k,
             exclude_ids=exclude_ids,
             min_seq=min_seq,
-            filter=index_pb2.Filter(leaves=within),
+            filter=index_pb2.Filter(leaf_ids=within),
         )
         reply = await call(self._shards[shard].SearchVectors, request, timeout, f"shard {shard}")
         neighbours = [Neighbour(n.item_id, n.score, n.leaf) for n in reply.neighbors]

@@ -43,6 +43,15 @@ class TreeView:
         paths_ = [node.path for node in nodes]
         return cls(version, seq, paths_, related, ids, partition, names, routes)
 
+    def subtree(self, path: str) -> list[int]:
+        """The ids of a node (old paths resolved) and of every node beneath it; [] for a path
+        the tree never had."""
+        node = self.ids.get(path)
+        if node is None:
+            return []
+        top = self.names[node]
+        return [other for other, name in self.names.items() if paths.is_within(name, top)]
+
     def partition_of(self, path: str) -> int | None:
         """The partition (node id) serving a node by path, old paths included; None for a
         node above the partition level or a path the tree never had."""

@@ -147,9 +147,7 @@ class Gateway:
     ) -> SearchResult:
         tree = await self._tree.current(deadline.left(), min_seq)
         partitions = self._route(tree, leaves, categories)
-        # categories below the partitions' level are searched inside the index, so k come back
-        level = self._config.partition_level
-        within = [c for c in categories if len(paths.split(c)) > level]
+        within = self._within(tree, categories)
         neighbours, failed = await self._fan_out(
             tree, query, partitions, exclude, within, deadline, min_seq
         )
@@ -177,6 +175,17 @@ class Gateway:
             return []
         return await self._cluster.rerank(believed, neighbours, k, categories, deadline.left())
 
+    def _within(self, tree: TreeView, categories: Sequence[str]) -> list[int]:
+        """The nodes a shard keeps its neighbours' leaves inside (by id, which a rename leaves
+        alone): those of the categories below the partitions' level, so that k come back."""
+        level = self._config.partition_level
+        return [
+            node
+            for category in categories
+            if len(paths.split(category)) > level
+            for node in tree.subtree(category)
+        ]
+
     def _related(self, tree: TreeView, leaves: LeafProbs, searched: list[int]) -> list[int]:
         """Back-off across partitions: those of nodes an editor related to the likely leaves."""
         likely = [leaf for leaf, prob in leaves if prob >= BELIEF] or [leaves[0][0]]
@@ -201,7 +210,7 @@ class Gateway:
         query: np.ndarray,
         partitions: list[int],
         exclude: Sequence[str],
-        within: Sequence[str],
+        within: Sequence[int],
         deadline: Deadline,
         min_seq: int,
     ) -> tuple[list[Neighbour], list[str]]:

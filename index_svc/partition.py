@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
+from common.feed import ItemState
 from index_svc.backend import Backend, make_backend
 from index_svc.rows import Rows
 from index_svc.specs import EVERYTHING, Filter, Policy, SearchParams, training_size
@@ -90,31 +91,21 @@ class Partition:
     def item_ids(self) -> Iterator[str]:
         return iter(self._row_of)
 
-    def upsert(
-        self,
-        item_ids: Sequence[str],
-        vectors: np.ndarray,
-        leaves: Sequence[str],
-        colours: Sequence[str] | None = None,
-        usages: Sequence[str] | None = None,
-    ) -> None:
-        """Adds vectors, replacing those of ids already held. The first write to an empty
+    def upsert(self, items: Sequence[ItemState], vectors: np.ndarray) -> None:
+        """Adds vectors, replacing those of items already held. The first write to an empty
         partition picks the spec its size calls for (training on it where it can).
 
         Args:
-            item_ids: one id per row of `vectors`; a repeated id keeps its last row.
-            vectors: float32 matrix of shape (len(item_ids), dim).
-            leaves, colours, usages: the leaf path and attributes of each row.
+            items: one per row of `vectors` (their own `vector` is not read); an item id
+                repeated keeps its last row.
+            vectors: float32 matrix of shape (len(items), dim).
         """
-        n = len(item_ids)
-        colours = colours or [""] * n
-        usages = usages or [""] * n
-        if vectors.shape != (n, self.dim) or not len(leaves) == len(colours) == len(usages) == n:
+        if vectors.shape != (len(items), self.dim):
             raise InvalidArgument(
-                f"{n} ids and {len(leaves)} leaves for vectors of shape {vectors.shape} in "
-                f"partition {self.name!r} of dimension {self.dim}"
+                f"{len(items)} items for vectors of shape {vectors.shape} in partition "
+                f"{self.name!r} of dimension {self.dim}"
             )
-        last = {item_id: row for row, item_id in enumerate(item_ids)}
+        last = {item.item_id: row for row, item in enumerate(items)}
         picked = np.fromiter(last.values(), dtype=np.int64, count=len(last))
         batch = np.ascontiguousarray(vectors[picked], dtype=np.float32)
         if not self.rows:
@@ -122,13 +113,7 @@ class Partition:
         else:
             self.backend.add(batch)
         self.delete(last)
-        rows = self.rows.append(
-            list(last),
-            batch,
-            [leaves[r] for r in picked.tolist()],
-            [colours[r] for r in picked.tolist()],
-            [usages[r] for r in picked.tolist()],
-        )
+        rows = self.rows.append([items[row] for row in picked.tolist()], batch)
         self._row_of.update(zip(last, rows.tolist(), strict=True))
         self._allowed = None
 
@@ -182,7 +167,7 @@ class Partition:
         row = self._row_of.get(item_id)
         if row is None:
             raise NotFound(f"item {item_id!r} is not in partition {self.name!r}")
-        return self.rows.vectors(np.array([row]))[0], self.rows.leaf(row)
+        return self.rows.vectors(np.array([row]))[0], self.rows.value("leaf", row)
 
     def due(self) -> str:
         """The spec a rebuild should make now ("" if none is due): the one the partition's
@@ -310,7 +295,7 @@ class Partition:
                 continue
             item_id = self.rows.items[row]
             if item_id not in exclude:
-                hits.append((item_id, score, self.rows.leaf(row)))
+                hits.append((item_id, score, self.rows.value("leaf", row)))
                 if len(hits) == k:
                     break
         return hits

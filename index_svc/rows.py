@@ -2,44 +2,47 @@
 whether it is live; appended to, tombstoned, never rewritten in place.
 
 Vectors sit in fixed-size chunks, so growing never copies what is held and never reserves
-more than one chunk ahead. Leaves, colours and usages are small tables of names with one
-int32 code per row, so a filter is a table lookup over a code column.
+more than one chunk ahead. A row's leaf (path and node id), colour and usage are codes into
+small tables of values, so a filter is a table lookup over a code column.
 """
 
-import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from common.paths import is_within
+from common.feed import ItemState
 from index_svc.specs import Filter
 
 CHUNK = 1 << 16  # rows per vector chunk
+COLUMNS = ("leaf", "leaf_id", "colour", "usage")  # the ItemState fields kept per row
 
 
 @dataclass
 class _Column:
-    """Names and the int32 code of each row's name."""
+    """Values and the int32 code of each row's value."""
 
-    names: list[str] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    _index: dict[str, int] = field(default_factory=dict)
+    _index: dict[Any, int] = field(default_factory=dict)
 
-    def encode(self, values: Sequence[str]) -> np.ndarray:
+    def encode(self, values: Sequence[Any]) -> np.ndarray:
         codes = np.empty(len(values), dtype=np.int32)
         for row, value in enumerate(values):
             code = self._index.get(value)
             if code is None:
-                code = self._index[value] = len(self.names)
-                self.names.append(sys.intern(value))
+                code = self._index[value] = len(self.values)
+                self.values.append(value)
             codes[row] = code
         return codes
 
-    def matching(self, wanted: Sequence[str], subtree: bool = False) -> np.ndarray:
-        """Per code, whether its name is wanted (or, with subtree, under a wanted path)."""
-        match = is_within if subtree else str.__eq__
-        return np.array([any(match(name, w) for w in wanted) for name in self.names], dtype=bool)
+    def matching(self, wanted: Collection[Any]) -> np.ndarray:
+        """Per code, whether its value is wanted."""
+        return np.array([value in wanted for value in self.values], dtype=bool)
+
+    def copy(self, codes: np.ndarray) -> "_Column":
+        return _Column(list(self.values), codes, dict(self._index))
 
 
 class Rows:
@@ -52,32 +55,21 @@ class Rows:
         self.items: list[str] = []
         self.live = np.zeros(0, dtype=bool)
         self.dead = 0  # rows not live (tombstones)
-        self.leaves, self.colours, self.usages = _Column(), _Column(), _Column()
+        self.columns = {name: _Column() for name in COLUMNS}
 
     def __len__(self) -> int:
         return self._len
 
-    def append(
-        self,
-        items: Sequence[str],
-        vectors: np.ndarray,
-        leaves: Sequence[str],
-        colours: Sequence[str],
-        usages: Sequence[str],
-    ) -> np.ndarray:
-        """Appends live rows; returns their numbers."""
+    def append(self, items: Sequence[ItemState], vectors: np.ndarray) -> np.ndarray:
+        """Appends live rows, one per item with its vector; returns their numbers."""
         start = self._len
-        rows = np.arange(start, start + len(items), dtype=np.int64)
         self._put_vectors(vectors)
-        self.items.extend(items)
+        self.items.extend(item.item_id for item in items)
         self.live = _grown(self.live, start, np.ones(len(items), dtype=bool))
-        for column, values in (
-            (self.leaves, leaves),
-            (self.colours, colours),
-            (self.usages, usages),
-        ):
-            column.codes = _grown(column.codes, start, column.encode(values))
-        return rows
+        for name, column in self.columns.items():
+            codes = column.encode([getattr(item, name) for item in items])
+            column.codes = _grown(column.codes, start, codes)
+        return np.arange(start, self._len, dtype=np.int64)
 
     def kill(self, rows: np.ndarray) -> None:
         """Tombstones live rows."""
@@ -98,23 +90,22 @@ class Rows:
             out[here] = self._chunks[number][offset[here]]
         return out
 
-    def leaf(self, row: int) -> str:
-        return self.leaves.names[self.leaves.codes[row]]
-
-    def attributes(self, row: int) -> tuple[str, str, str]:
-        """(leaf, colour, usage) of a row."""
-        return self.leaf(row), *(c.names[c.codes[row]] for c in (self.colours, self.usages))
+    def value(self, name: str, row: int) -> Any:
+        """A row's value of a column (COLUMNS)."""
+        column = self.columns[name]
+        return column.values[column.codes[row]]
 
     def allowed(self, wanted: Filter) -> np.ndarray:
         """Per row, whether it is live and passes the filter."""
         mask = self.live[: self._len].copy()
-        for column, values, subtree in (
-            (self.leaves, wanted.leaves, True),
-            (self.colours, wanted.colours, False),
-            (self.usages, wanted.usages, False),
+        for name, values in (
+            ("leaf_id", wanted.leaf_ids),
+            ("colour", wanted.colours),
+            ("usage", wanted.usages),
         ):
             if values:
-                mask &= column.matching(values, subtree)[column.codes[: self._len]]
+                column = self.columns[name]
+                mask &= column.matching(set(values))[column.codes[: self._len]]
         return mask
 
     def select(self, rows: np.ndarray) -> "Rows":
@@ -123,26 +114,21 @@ class Rows:
         chosen._put_vectors(self.vectors(rows))
         chosen.items = [self.items[row] for row in rows.tolist()]
         chosen.set_live(self.live[rows])
-        for mine, theirs in zip(
-            (self.leaves, self.colours, self.usages),
-            (chosen.leaves, chosen.colours, chosen.usages),
-            strict=True,
-        ):
-            theirs.names, theirs._index = list(mine.names), dict(mine._index)
-            theirs.codes = mine.codes[rows]
+        chosen.columns = {name: c.copy(c.codes[rows]) for name, c in self.columns.items()}
         return chosen
 
     def extend(self, other: "Rows", rows: np.ndarray) -> np.ndarray:
         """Appends rows of another Rows (their vectors copied); returns their new numbers."""
-        if not len(rows):
-            return rows
-        leaf, colour, usage = zip(*(other.attributes(r) for r in rows.tolist()), strict=True)
-        added = self.append(
-            [other.items[r] for r in rows.tolist()], other.vectors(rows), leaf, colour, usage
-        )
-        self.live[added] = other.live[rows]
+        start = self._len
+        self._put_vectors(other.vectors(rows))
+        self.items.extend(other.items[row] for row in rows.tolist())
+        self.live = _grown(self.live, start, other.live[rows])
         self.dead += len(rows) - int(np.count_nonzero(other.live[rows]))
-        return added
+        for name, column in self.columns.items():
+            theirs = other.columns[name]
+            values = [theirs.values[code] for code in theirs.codes[rows].tolist()]
+            column.codes = _grown(column.codes, start, column.encode(values))
+        return np.arange(start, self._len, dtype=np.int64)
 
     def save(self, path: str) -> dict[str, object]:
         """Writes the vectors to `path` (.npy); returns the rest as JSON-ready data."""
@@ -151,33 +137,33 @@ class Rows:
             "items": self.items,
             "live": np.packbits(self.live[: self._len]).tobytes().hex(),
             **{
-                name: {"names": column.names, "codes": column.codes[: self._len].tolist()}
-                for name, column in self._columns()
+                name: {"values": column.values, "codes": column.codes[: self._len].tolist()}
+                for name, column in self.columns.items()
             },
         }
 
     @classmethod
-    def load(cls, path: str, meta: dict[str, object], dim: int) -> "Rows":
+    def load(cls, path: str, meta: dict[str, Any], dim: int) -> "Rows":
+        """Reads rows written by `save`.
+
+        Raises:
+            ValueError: the vectors, items and flags disagree on the number of rows.
+        """
         rows = cls(dim)
         vectors = np.load(path)
         if vectors.shape[1:] != (dim,):
             raise ValueError(f"{path} holds vectors of shape {vectors.shape}, not (n, {dim})")
         rows._put_vectors(vectors)
-        rows.items = list(meta["items"])  # type: ignore[call-overload]
-        bits = np.frombuffer(bytes.fromhex(str(meta["live"])), dtype=np.uint8)
+        rows.items = list(meta["items"])
+        bits = np.frombuffer(bytes.fromhex(meta["live"]), dtype=np.uint8)
         rows.set_live(np.unpackbits(bits, count=rows._len).astype(bool))
-        for name, column in rows._columns():
-            data = meta[name]
-            assert isinstance(data, dict)
-            column.names = [sys.intern(n) for n in data["names"]]
-            column._index = {n: code for code, n in enumerate(column.names)}
-            column.codes = np.asarray(data["codes"], dtype=np.int32)
-        if not len(rows.items) == len(rows.live) == rows._len:
+        for name in COLUMNS:
+            values = meta[name]["values"]
+            codes = np.asarray(meta[name]["codes"], dtype=np.int32)
+            rows.columns[name] = _Column(values, codes, {v: c for c, v in enumerate(values)})
+        if not len(rows.items) == len(rows.columns["leaf"].codes) == rows._len:
             raise ValueError(f"{path}: {rows._len} vectors, {len(rows.items)} items")
         return rows
-
-    def _columns(self) -> list[tuple[str, _Column]]:
-        return [("leaves", self.leaves), ("colours", self.colours), ("usages", self.usages)]
 
     def _put_vectors(self, vectors: np.ndarray) -> None:
         done = 0

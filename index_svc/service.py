@@ -71,7 +71,7 @@ class IndexServicer(index_pb2_grpc.IndexServicer):
             request.k,
             SearchParams(request.params.ef_search, request.params.nprobe, request.params.refine),
             Filter(
-                tuple(request.filter.leaves),
+                tuple(request.filter.leaf_ids),
                 tuple(request.filter.colours),
                 tuple(request.filter.usages),
             ),

@@ -158,7 +158,7 @@ class Shard:
         for name, group in groups.items():
             vectors = np.stack([_floats(item.vector) for item in group])
             built[name] = Partition(name, model_version, vectors.shape[1], self.policy)
-            _upsert(built[name], group, vectors)
+            built[name].upsert(group, vectors)
         return built
 
     def apply(self, changes: Sequence[Change], fetched: Sequence[ItemState] = ()) -> list[str]:
@@ -390,18 +390,8 @@ class Shard:
                 partition.dim,
             )
         if fits:
-            _upsert(partition, [item for item, _ in fits], np.stack([v for _, v in fits]))
+            partition.upsert([item for item, _ in fits], np.stack([v for _, v in fits]))
             self._where.update((item.item_id, name) for item, _ in fits)
-
-
-def _upsert(partition: Partition, items: Sequence[ItemState], vectors: np.ndarray) -> None:
-    partition.upsert(
-        [item.item_id for item in items],
-        vectors,
-        [item.leaf for item in items],
-        [item.colour for item in items],
-        [item.usage for item in items],
-    )
 
 
 def _first_version(changes: Sequence[Change]) -> str:

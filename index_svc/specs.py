@@ -107,12 +107,12 @@ class Filter:
     """Which items a search may return: each field that is set must match (any of its
     values); an empty filter lets everything through."""
 
-    leaves: tuple[str, ...] = ()  # leaf paths, each standing for its whole subtree
+    leaf_ids: tuple[int, ...] = ()  # leaves by node id (a subtree: every leaf in it)
     colours: tuple[str, ...] = ()
     usages: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.leaves or self.colours or self.usages)
+        return bool(self.leaf_ids or self.colours or self.usages)
 
 
 EVERYTHING = Filter()

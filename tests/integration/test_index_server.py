@@ -170,9 +170,11 @@ def _query(**fields: object) -> Callable[[index_pb2_grpc.IndexStub], object]:
     ],
 )
 def test_bad_requests_are_refused_and_change_nothing(
-    index: index_pb2_grpc.IndexStub, call: Callable[[index_pb2_grpc.IndexStub], object]
+    record: taxonomy_pb2_grpc.TaxonomyStub,
+    index: index_pb2_grpc.IndexStub,
+    call: Callable[[index_pb2_grpc.IndexStub], object],
 ) -> None:
-    before = stats(index, 0)
+    before = stats(index, put(record, [item("marker", TSHIRTS, 400)]))  # every write applied
     with pytest.raises(grpc.RpcError) as refused:
         call(index)
 
@@ -194,7 +196,7 @@ def test_a_batch_is_answered_per_query_in_order_inside_its_filter(
     )
 
     answered = index.SearchBatch(request, timeout=WAIT_S)
-    request.filter.leaves.append(SHIRTS)
+    request.filter.leaf_ids.append(104)  # Apparel/Topwear/Shirts in TREE
     inside = index.SearchBatch(request, timeout=WAIT_S)
 
     assert [r.neighbors[0].item_id for r in answered.results] == [f"batch-{n}" for n in range(6)]
@@ -210,8 +212,8 @@ def test_a_batch_is_answered_per_query_in_order_inside_its_filter(
 def test_stats_show_each_partitions_spec_and_its_tombstones(
     record: taxonomy_pb2_grpc.TaxonomyStub, index: index_pb2_grpc.IndexStub
 ) -> None:
-    put(record, [item("stone", SHOES, 300)])
-    before = {p.partition: p for p in stats(index, 0).partitions}[FOOTWEAR_SHOES]
+    seq = put(record, [item("stone", SHOES, 300)])
+    before = {p.partition: p for p in stats(index, seq).partitions}[FOOTWEAR_SHOES]
     seq = delete(record, ["stone"])
 
     after = {p.partition: p for p in stats(index, seq).partitions}[FOOTWEAR_SHOES]

@@ -104,8 +104,8 @@ def test_deleted_ids_are_never_returned_before_during_and_after_compaction() -> 
     assert not failures, failures[:5]
     assert searches[0] > 0 and written_during > 0  # the rebuild ran while both went on
     stats = shard.stats()[0]
-    # the tombstones left are those made after the rebuild copied its rows: a few
-    assert stats.tombstones < len(first_deleted) / 10
+    # the tombstones before it are gone; those left come from deletes made while it ran
+    assert stats.tombstones <= len(writer.deleted) - len(first_deleted)
     assert stats.count == N + len(writer.put) - len(writer.deleted)
     _, missing = shard.fetch(sorted(writer.put))
     assert not missing  # writes made during the rebuild are in the result

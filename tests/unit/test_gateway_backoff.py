@@ -8,7 +8,6 @@ import numpy as np
 
 from common.config import ClusterConfig, IndexConfig
 from common.errors import Unavailable
-from common.paths import is_within
 from common.routing import NodeInfo, Routes
 from gateway.clients import Embedded, Item, LeafProbs, Neighbour, Ranked
 from gateway.follower import TreeFollower
@@ -59,15 +58,14 @@ class FakeCluster:
 
     async def search(
         self, shard: str, query: np.ndarray, partitions: Sequence[str], k: int,
-        exclude: Sequence[str], timeout: float, min_seq: int = 0, within: Sequence[str] = (),
+        exclude: Sequence[str], timeout: float, min_seq: int = 0, within: Sequence[int] = (),
     ) -> tuple[list[Neighbour], list[str]]:  # fmt: skip
         self.searched.append((shard, list(partitions)))
         if shard in self.down:
             raise Unavailable(f"shard {shard} is down")
         if shard in self.without:
             return [], list(partitions)
-        inside = [n for p in partitions for n in self.held[p]]
-        return [n for n in inside if not within or any(is_within(n.leaf, w) for w in within)], []
+        return [n for p in partitions for n in self.held[p]], []
 
     async def rerank(
         self, leaves: LeafProbs, candidates: Sequence[Neighbour], k: int,

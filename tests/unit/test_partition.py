@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from common.errors import InvalidArgument, NotFound
+from common.feed import ItemState
 from index_svc.backend import make_backend
 from index_svc.partition import Partition
 from index_svc.specs import (
@@ -25,6 +26,7 @@ DIM = 16
 N = 1000
 SPECS = ["Flat", "HNSW16", "IVF16,Flat", "IVF16,PQ8x4", "PCA8,HNSW16"]
 LEAVES = ["Apparel/Topwear/Tshirts", "Apparel/Topwear/Shirts", "Apparel/Bottomwear/Jeans"]
+LEAF_IDS = {LEAVES[0]: 3, LEAVES[1]: 4, LEAVES[2]: 6}  # node ids; 2 is Apparel/Topwear
 COLOURS = ["Black", "White", "Red", "Blue", "Green"]
 
 
@@ -43,6 +45,14 @@ def _vectors(n: int, seed: int = 0) -> np.ndarray:
     return vectors.astype(np.float32)
 
 
+def _state(item_id: str, leaf: str, colour: str = "", usage: str = "") -> ItemState:
+    return ItemState(item_id, LEAF_IDS.get(leaf, 9), leaf, 102, colour=colour, usage=usage)
+
+
+def _put(partition: Partition, ids: list[str], vectors: np.ndarray, leaves: list[str]) -> None:
+    partition.upsert([_state(i, leaf) for i, leaf in zip(ids, leaves, strict=True)], vectors)
+
+
 def _policy(spec: str, exact_below: int = 100) -> Policy:
     return Policy(spec=spec, exact_below=exact_below)
 
@@ -50,13 +60,11 @@ def _policy(spec: str, exact_below: int = 100) -> Policy:
 def _partition(spec: str, n: int = N) -> tuple[Partition, np.ndarray]:
     partition = Partition("102", "m1", DIM, _policy(spec))
     vectors = _vectors(n)
-    partition.upsert(
-        [f"item-{i}" for i in range(n)],
-        vectors,
-        [LEAVES[i % 3] for i in range(n)],
-        [COLOURS[i % 5] for i in range(n)],
-        ["Casual" if i % 2 else "Formal" for i in range(n)],
-    )
+    states = [
+        _state(f"item-{i}", LEAVES[i % 3], COLOURS[i % 5], "Casual" if i % 2 else "Formal")
+        for i in range(n)
+    ]
+    partition.upsert(states, vectors)
     return partition, vectors
 
 
@@ -66,7 +74,7 @@ def _search(partition: Partition, queries: np.ndarray, k: int, **kwargs: object)
 
 def test_a_spec_that_needs_training_serves_exactly_until_it_has_enough_vectors(spec: str) -> None:
     partition = Partition("102", "m1", DIM, _policy(spec))
-    partition.upsert(["a", "b"], _vectors(2), [LEAVES[0]] * 2)
+    _put(partition, ["a", "b"], _vectors(2), [LEAVES[0]] * 2)
 
     assert partition.spec == ("Flat" if training_size(spec, DIM) > 2 else spec)
 
@@ -130,7 +138,7 @@ def test_upsert_replaces_an_existing_id(spec: str) -> None:
     partition, vectors = _partition(spec)
     moved = _vectors(1, seed=7)
 
-    partition.upsert(["item-3"], moved, ["Apparel/Topwear/Polo"])
+    _put(partition, ["item-3"], moved, ["Apparel/Topwear/Polo"])
 
     assert len(partition) == N and partition.rows.dead == 1
     vector, leaf = partition.fetch("item-3")
@@ -143,7 +151,7 @@ def test_upsert_replaces_an_existing_id(spec: str) -> None:
 def test_upsert_of_a_repeated_id_keeps_the_last_row(spec: str) -> None:
     partition = Partition("202", "m1", DIM, _policy(spec))
 
-    partition.upsert(["a", "a"], _vectors(2), ["Footwear/Shoes/Boots", "Footwear/Shoes/Heels"])
+    _put(partition, ["a", "a"], _vectors(2), ["Footwear/Shoes/Boots", "Footwear/Shoes/Heels"])
 
     assert len(partition) == 1 and partition.backend.count() == 1
     assert partition.fetch("a")[1] == "Footwear/Shoes/Heels"
@@ -166,7 +174,7 @@ def test_deleted_items_are_never_returned_and_search_still_returns_k(spec: str) 
 def test_a_filter_is_applied_inside_the_index_so_k_come_back(spec: str) -> None:
     partition, vectors = _partition(spec)
     partition.policy = Policy(spec=spec, exact_below=10)  # no exact fallback: the selector
-    wanted = Filter(leaves=("Apparel/Topwear/Shirts",), colours=("Red",))  # 1 item in 15
+    wanted = Filter(leaf_ids=(LEAF_IDS[LEAVES[1]],), colours=("Red",))  # 1 item in 15
 
     hits = _search(partition, vectors[:20], 10, wanted=wanted)
     unfiltered = _search(partition, vectors[:20], 10)
@@ -174,15 +182,18 @@ def test_a_filter_is_applied_inside_the_index_so_k_come_back(spec: str) -> None:
     for found, plain in zip(hits, unfiltered, strict=True):
         assert len(found) == 10
         assert all(leaf == "Apparel/Topwear/Shirts" for _, _, leaf in found)
-        assert all(partition.rows.attributes(partition._row_of[i])[1] == "Red" for i, _, _ in found)
+        assert all(
+            partition.rows.value("colour", partition._row_of[i]) == "Red" for i, _, _ in found
+        )
         kept = [h for h in plain if h[2] == "Apparel/Topwear/Shirts"]  # filtering afterwards
         assert len(kept) < 10
 
 
-def test_a_leaf_filter_takes_the_whole_subtree_of_a_path(spec: str) -> None:
+def test_a_leaf_filter_takes_the_leaves_it_names_by_node_id(spec: str) -> None:
     partition, vectors = _partition(spec)
+    topwear = (2, LEAF_IDS[LEAVES[0]], LEAF_IDS[LEAVES[1]])  # a subtree: its node ids
 
-    (hits,) = _search(partition, vectors[:1], 30, wanted=Filter(leaves=("Apparel/Topwear",)))
+    (hits,) = _search(partition, vectors[:1], 30, wanted=Filter(leaf_ids=topwear))
 
     assert len(hits) == 30 and {leaf for _, _, leaf in hits} <= set(LEAVES[:2])
 
@@ -200,7 +211,7 @@ def test_save_and_load_keeps_items_leaves_tombstones_and_answers(spec: str, tmp_
     partition.save(tmp_path / "part")
 
     loaded = Partition.load(tmp_path / "part", partition.policy)
-    loaded.upsert(["new"], _vectors(1, seed=9), [LEAVES[0]])
+    _put(loaded, ["new"], _vectors(1, seed=9), [LEAVES[0]])
 
     assert (loaded.name, loaded.model_version, loaded.dim, loaded.spec) == (
         "102",
@@ -218,7 +229,8 @@ def test_a_rebuild_trains_the_spec_and_keeps_writes_made_while_it_built(spec: st
     partition = Partition("102", "m1", DIM, _policy(spec))
     vectors = _vectors(N)
     for start in range(0, N, 100):  # small writes: no training on any of them
-        partition.upsert(
+        _put(
+            partition,
             [f"item-{i}" for i in range(start, start + 100)],
             vectors[start : start + 100],
             [LEAVES[0]] * 100,
@@ -232,7 +244,7 @@ def test_a_rebuild_trains_the_spec_and_keeps_writes_made_while_it_built(spec: st
     rebuild = partition.begin(due)
     assert rebuild.build(threading.Event())
     partition.delete(["item-1"])  # meanwhile: a delete, a replacement and a new item
-    partition.upsert(["item-2", "late"], vectors[[5, 6]], [LEAVES[1]] * 2)
+    _put(partition, ["item-2", "late"], vectors[[5, 6]], [LEAVES[1]] * 2)
     partition.install(rebuild)
 
     assert partition.spec == spec and partition.due() == ""
@@ -311,7 +323,7 @@ def test_a_partition_switches_spec_as_it_grows_and_back_only_well_below_the_thre
     vectors = _vectors(150)
     for start in range(0, 150, 50):
         ids = [f"item-{i}" for i in range(start, start + 50)]
-        partition.upsert(ids, vectors[start : start + 50], [LEAVES[0]] * 50)
+        _put(partition, ids, vectors[start : start + 50], [LEAVES[0]] * 50)
     assert (partition.spec, partition.due()) == ("Flat", "HNSW16")
     rebuild = partition.begin("HNSW16")
     rebuild.build(threading.Event())

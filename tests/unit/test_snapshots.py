@@ -21,7 +21,8 @@ DIM = 8
 def _partition(name: str, n: int, seed: int) -> Partition:
     partition = Partition(name, "m1", DIM, Policy())
     vectors = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
-    partition.upsert([f"{name}-{i}" for i in range(n)], vectors, [f"Leaf{name}"] * n)
+    items = [ItemState(f"{name}-{i}", 7, f"Leaf{name}", int(name)) for i in range(n)]
+    partition.upsert(items, vectors)
     return partition
 
 

@@ -49,14 +49,14 @@ class SearchParams(_message.Message):
     def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., refine: _Optional[float] = ...) -> None: ...
 
 class Filter(_message.Message):
-    __slots__ = ("leaves", "colours", "usages")
-    LEAVES_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("leaf_ids", "colours", "usages")
+    LEAF_IDS_FIELD_NUMBER: _ClassVar[int]
     COLOURS_FIELD_NUMBER: _ClassVar[int]
     USAGES_FIELD_NUMBER: _ClassVar[int]
-    leaves: _containers.RepeatedScalarFieldContainer[str]
+    leaf_ids: _containers.RepeatedScalarFieldContainer[int]
     colours: _containers.RepeatedScalarFieldContainer[str]
     usages: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, leaves: _Optional[_Iterable[str]] = ..., colours: _Optional[_Iterable[str]] = ..., usages: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, leaf_ids: _Optional[_Iterable[int]] = ..., colours: _Optional[_Iterable[str]] = ..., usages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchBatchRequest(_message.Message):
     __slots__ = ("queries", "partitions", "k", "exclude_ids", "min_seq", "params", "filter")
