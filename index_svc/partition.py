@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
 META_FILE = "meta.json"
+FILTERS_KEPT = 8  # filters whose rows a partition remembers between writes
 ADD_STEP = 50_000  # vectors added to a rebuilt index at once (a log line per step)
 
 Hit = tuple[str, float, str]  # item id, score (higher is closer), leaf
@@ -64,6 +66,15 @@ class Rebuild:
         self.backend.add(vectors)
 
 
+@dataclass(frozen=True)
+class _Allowed:
+    """The rows a filter lets through: listed when few (searched exactly), else a bitmap."""
+
+    count: int
+    rows: np.ndarray | None = None
+    bitmap: np.ndarray | None = None
+
+
 class Partition:
     """Vectors of one model version and dimension, keyed by item id. Searches may run side by
     side; writes, and a rebuild's `begin` and `install`, must each run alone."""
@@ -77,6 +88,7 @@ class Partition:
         self._row_of: dict[str, int] = {}
         self.backend = make_backend(self._reachable(0), dim)
         self._allowed: np.ndarray | None = None  # bitmap of live rows, made at first need
+        self._filtered: dict[Filter, _Allowed] = {}  # the rows of recent filters, until a write
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -115,14 +127,14 @@ class Partition:
         self.delete(last)
         rows = self.rows.append([items[row] for row in picked.tolist()], batch)
         self._row_of.update(zip(last, rows.tolist(), strict=True))
-        self._allowed = None
+        self._allowed, self._filtered = None, {}
 
     def delete(self, item_ids: Collection[str]) -> int:
         """Tombstones the ids held here; returns how many were."""
         rows = [row for item_id in item_ids if (row := self._row_of.pop(item_id, None)) is not None]
         if rows:
             self.rows.kill(np.array(rows, dtype=np.int64))
-            self._allowed = None
+            self._allowed, self._filtered = None, {}
         return len(rows)
 
     def search(
@@ -144,16 +156,16 @@ class Partition:
             exclude: item ids never returned (asked of the index as extra neighbours).
         """
         self._check(queries)
-        allowed = self.rows.allowed(wanted) if wanted else None
-        candidates = len(self) if allowed is None else int(np.count_nonzero(allowed))
+        allowed = self._allowed_by(wanted) if wanted else None
+        candidates = len(self) if allowed is None else allowed.count
         extra = sum(1 for item_id in exclude if item_id in self._row_of)
         want = min(k + extra, candidates)
         if want <= 0:
             return [[] for _ in queries]
-        if allowed is not None and candidates < self.policy.exact_below:
-            scores, rows = self._exact(queries, np.flatnonzero(allowed), want)
+        if allowed is not None and allowed.rows is not None:
+            scores, rows = self._exact(queries, allowed.rows, want)
         else:
-            bitmap = None if allowed is None else np.packbits(allowed, bitorder="little")
+            bitmap = None if allowed is None else allowed.bitmap
             share = candidates / max(1, len(self.rows))
             scores, rows = self._ann(queries, want, _widened(params, share), bitmap)
         return [self._hits(s, r, exclude, k) for s, r in zip(scores, rows, strict=True)]
@@ -209,7 +221,7 @@ class Partition:
             if row_of.get(rows.items[i]) == i:
                 del row_of[rows.items[i]]
         self.rows, self._row_of, self.backend = rows, row_of, rebuild.backend
-        self._allowed = None
+        self._allowed, self._filtered = None, {}
 
     def save(self, directory: Path) -> None:
         """Writes the index, the raw vectors and the rows' items and attributes into a new
@@ -278,13 +290,30 @@ class Partition:
         best = np.argsort(-scores, axis=1, kind="stable")[:, :want]
         return np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
 
+    def _allowed_by(self, wanted: Filter) -> "_Allowed":
+        """The rows a filter lets through, remembered for the next searches until a write."""
+        found = self._filtered.get(wanted)
+        if found is None:
+            mask = self.rows.allowed(wanted)
+            count = int(np.count_nonzero(mask))
+            if count < self.policy.exact_below:  # few: searched exactly, by row
+                found = _Allowed(count, rows=np.flatnonzero(mask))
+            else:
+                found = _Allowed(count, bitmap=np.packbits(mask, bitorder="little"))
+            if len(self._filtered) >= FILTERS_KEPT:
+                self._filtered.pop(next(iter(self._filtered)))
+            self._filtered[wanted] = found
+        return found
+
     def _exact(
         self, queries: np.ndarray, rows: np.ndarray, want: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact search over a few rows (a selective filter's)."""
-        scores = queries @ self.rows.vectors(rows).T
-        best = np.argsort(-scores, axis=1, kind="stable")[:, :want]
-        return np.take_along_axis(scores, best, 1), rows[best]
+        """Exact search over a few rows (a selective filter's); FAISS's own kernel, which
+        does not start BLAS threads for one query."""
+        scores, found = faiss.knn(
+            queries, self.rows.vectors(rows), want, faiss.METRIC_INNER_PRODUCT
+        )
+        return scores, np.where(found >= 0, rows[np.maximum(found, 0)], -1)
 
     def _hits(
         self, scores: np.ndarray, rows: np.ndarray, exclude: Collection[str], k: int

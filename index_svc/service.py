@@ -38,11 +38,14 @@ class IndexServicer(index_pb2_grpc.IndexServicer):
     ) -> index_pb2.SearchBatchResponse:
         self._check_batch("queries", len(request.queries))
         results, missing = await self._search(list(request.queries), request, context)
+        every = [neighbor for neighbors in results for neighbor in neighbors]
+        item_ids, scores, leaves, partitions = zip(*every, strict=True) if every else ([],) * 4
         return index_pb2.SearchBatchResponse(
-            results=[
-                index_pb2.Neighbors(neighbors=[_neighbor_to_pb(n) for n in neighbors])
-                for neighbors in results
-            ],
+            counts=[len(neighbors) for neighbors in results],
+            item_ids=item_ids,
+            scores=vectors.to_bytes(np.asarray(scores, dtype=np.float32)),
+            leaves=leaves,
+            partitions=partitions,
             missing_partitions=missing,
         )
 

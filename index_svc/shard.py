@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import attrgetter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,8 +29,7 @@ from index_svc.specs import DEFAULTS, EVERYTHING, Filter, Policy, SearchParams
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class Neighbor:
+class Neighbor(NamedTuple):  # a tuple: a batch's answer makes thousands of them
     item_id: str
     score: float  # higher is closer
     leaf: str

@@ -195,18 +195,34 @@ def test_a_batch_is_answered_per_query_in_order_inside_its_filter(
         params=index_pb2.SearchParams(ef_search=32, nprobe=4, refine=2),
     )
 
-    answered = index.SearchBatch(request, timeout=WAIT_S)
+    answered = _per_query(index.SearchBatch(request, timeout=WAIT_S))
     request.filter.leaf_ids.append(104)  # Apparel/Topwear/Shirts in TREE
-    inside = index.SearchBatch(request, timeout=WAIT_S)
+    inside = _per_query(index.SearchBatch(request, timeout=WAIT_S))
 
-    assert [r.neighbors[0].item_id for r in answered.results] == [f"batch-{n}" for n in range(6)]
-    assert all(len(r.neighbors) == 3 for r in inside.results)
-    assert {n.leaf for r in inside.results for n in r.neighbors} == {SHIRTS}
-    assert [r.neighbors[0].item_id for r in inside.results][1::2] == [
-        "batch-1",
-        "batch-3",
-        "batch-5",
-    ]
+    assert [found[0][0] for found in answered] == [f"batch-{n}" for n in range(6)]
+    assert all(len(found) == 3 for found in inside)
+    assert {leaf for found in inside for _, _, leaf, _ in found} == {SHIRTS}
+    assert [found[0][0] for found in inside][1::2] == ["batch-1", "batch-3", "batch-5"]
+    assert all(partition == TOPWEAR for found in inside for *_, partition in found)
+    for found in answered:  # best first
+        assert [score for _, score, _, _ in found] == sorted(
+            (s for _, s, _, _ in found), reverse=True
+        )
+
+
+def _per_query(answer: index_pb2.SearchBatchResponse) -> list[list[tuple[str, float, str, str]]]:
+    """A batch's columns as (item id, score, leaf, partition) per query."""
+    rows = list(
+        zip(
+            answer.item_ids,
+            np.frombuffer(answer.scores, dtype="<f4").tolist(),
+            answer.leaves,
+            answer.partitions,
+            strict=True,
+        )
+    )
+    ends = np.cumsum(answer.counts).tolist()
+    return [rows[end - count : end] for count, end in zip(answer.counts, ends, strict=True)]
 
 
 def test_stats_show_each_partitions_spec_and_its_tombstones(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"protos/visualsearch/v1/index.proto\x12\x0fvisualsearch.v1\"a\n\x06Vector\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x0e\n\x06vector\x18\x04 \x01(\x0c\x12\x15\n\rmodel_version\x18\x05 \x01(\t\"\xc2\x01\n\x14SearchVectorsRequest\x12\r\n\x05query\x18\x01 \x01(\x0c\x12\x12\n\npartitions\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x04 \x03(\t\x12\x0f\n\x07min_seq\x18\x05 \x01(\x03\x12-\n\x06params\x18\x06 \x01(\x0b\x32\x1d.visualsearch.v1.SearchParams\x12\'\n\x06\x66ilter\x18\x07 \x01(\x0b\x32\x17.visualsearch.v1.Filter\"A\n\x0cSearchParams\x12\x11\n\tef_search\x18\x01 \x01(\x05\x12\x0e\n\x06nprobe\x18\x02 \x01(\x05\x12\x0e\n\x06refine\x18\x03 \x01(\x02\";\n\x06\x46ilter\x12\x10\n\x08leaf_ids\x18\x01 \x03(\x03\x12\x0f\n\x07\x63olours\x18\x02 \x03(\t\x12\x0e\n\x06usages\x18\x03 \x03(\t\"\xc2\x01\n\x12SearchBatchRequest\x12\x0f\n\x07queries\x18\x01 \x03(\x0c\x12\x12\n\npartitions\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x04 \x03(\t\x12\x0f\n\x07min_seq\x18\x05 \x01(\x03\x12-\n\x06params\x18\x06 \x01(\x0b\x32\x1d.visualsearch.v1.SearchParams\x12\'\n\x06\x66ilter\x18\x07 \x01(\x0b\x32\x17.visualsearch.v1.Filter\"9\n\tNeighbors\x12,\n\tneighbors\x18\x01 \x03(\x0b\x32\x19.visualsearch.v1.Neighbor\"^\n\x13SearchBatchResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.visualsearch.v1.Neighbors\x12\x1a\n\x12missing_partitions\x18\x02 \x03(\t\"K\n\x08Neighbor\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\t\"a\n\x15SearchVectorsResponse\x12,\n\tneighbors\x18\x01 \x03(\x0b\x32\x19.visualsearch.v1.Neighbor\x12\x1a\n\x12missing_partitions\x18\x02 \x03(\t\"1\n\x0c\x46\x65tchRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x0f\n\x07min_seq\x18\x02 \x01(\x03\"N\n\rFetchResponse\x12(\n\x07vectors\x18\x01 \x03(\x0b\x32\x17.visualsearch.v1.Vector\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\"\x1f\n\x0cStatsRequest\x12\x0f\n\x07min_seq\x18\x01 \x01(\x03\"x\n\x0ePartitionStats\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04spec\x18\x05 \x01(\t\x12\x12\n\ntombstones\x18\x06 \x01(\x03\"w\n\rStatsResponse\x12\x33\n\npartitions\x18\x01 \x03(\x0b\x32\x1f.visualsearch.v1.PartitionStats\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x15\n\rmodel_version\x18\x04 \x01(\t2\xd1\x02\n\x05Index\x12^\n\rSearchVectors\x12%.visualsearch.v1.SearchVectorsRequest\x1a&.visualsearch.v1.SearchVectorsResponse\x12X\n\x0bSearchBatch\x12#.visualsearch.v1.SearchBatchRequest\x1a$.visualsearch.v1.SearchBatchResponse\x12\x46\n\x05\x46\x65tch\x12\x1d.visualsearch.v1.FetchRequest\x1a\x1e.visualsearch.v1.FetchResponse\x12\x46\n\x05Stats\x12\x1d.visualsearch.v1.StatsRequest\x1a\x1e.visualsearch.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"protos/visualsearch/v1/index.proto\x12\x0fvisualsearch.v1\"a\n\x06Vector\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x0e\n\x06vector\x18\x04 \x01(\x0c\x12\x15\n\rmodel_version\x18\x05 \x01(\t\"\xc2\x01\n\x14SearchVectorsRequest\x12\r\n\x05query\x18\x01 \x01(\x0c\x12\x12\n\npartitions\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x04 \x03(\t\x12\x0f\n\x07min_seq\x18\x05 \x01(\x03\x12-\n\x06params\x18\x06 \x01(\x0b\x32\x1d.visualsearch.v1.SearchParams\x12\'\n\x06\x66ilter\x18\x07 \x01(\x0b\x32\x17.visualsearch.v1.Filter\"A\n\x0cSearchParams\x12\x11\n\tef_search\x18\x01 \x01(\x05\x12\x0e\n\x06nprobe\x18\x02 \x01(\x05\x12\x0e\n\x06refine\x18\x03 \x01(\x02\";\n\x06\x46ilter\x12\x10\n\x08leaf_ids\x18\x01 \x03(\x03\x12\x0f\n\x07\x63olours\x18\x02 \x03(\t\x12\x0e\n\x06usages\x18\x03 \x03(\t\"\xc2\x01\n\x12SearchBatchRequest\x12\x0f\n\x07queries\x18\x01 \x03(\x0c\x12\x12\n\npartitions\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x04 \x03(\t\x12\x0f\n\x07min_seq\x18\x05 \x01(\x03\x12-\n\x06params\x18\x06 \x01(\x0b\x32\x1d.visualsearch.v1.SearchParams\x12\'\n\x06\x66ilter\x18\x07 \x01(\x0b\x32\x17.visualsearch.v1.Filter\"\x87\x01\n\x13SearchBatchResponse\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\x05\x12\x10\n\x08item_ids\x18\x02 \x03(\t\x12\x0e\n\x06scores\x18\x03 \x01(\x0c\x12\x0e\n\x06leaves\x18\x04 \x03(\t\x12\x12\n\npartitions\x18\x05 \x03(\t\x12\x1a\n\x12missing_partitions\x18\x06 \x03(\t\"K\n\x08Neighbor\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\t\"a\n\x15SearchVectorsResponse\x12,\n\tneighbors\x18\x01 \x03(\x0b\x32\x19.visualsearch.v1.Neighbor\x12\x1a\n\x12missing_partitions\x18\x02 \x03(\t\"1\n\x0c\x46\x65tchRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x0f\n\x07min_seq\x18\x02 \x01(\x03\"N\n\rFetchResponse\x12(\n\x07vectors\x18\x01 \x03(\x0b\x32\x17.visualsearch.v1.Vector\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\"\x1f\n\x0cStatsRequest\x12\x0f\n\x07min_seq\x18\x01 \x01(\x03\"x\n\x0ePartitionStats\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04spec\x18\x05 \x01(\t\x12\x12\n\ntombstones\x18\x06 \x01(\x03\"w\n\rStatsResponse\x12\x33\n\npartitions\x18\x01 \x03(\x0b\x32\x1f.visualsearch.v1.PartitionStats\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x15\n\rmodel_version\x18\x04 \x01(\t2\xd1\x02\n\x05Index\x12^\n\rSearchVectors\x12%.visualsearch.v1.SearchVectorsRequest\x1a&.visualsearch.v1.SearchVectorsResponse\x12X\n\x0bSearchBatch\x12#.visualsearch.v1.SearchBatchRequest\x1a$.visualsearch.v1.SearchBatchResponse\x12\x46\n\x05\x46\x65tch\x12\x1d.visualsearch.v1.FetchRequest\x1a\x1e.visualsearch.v1.FetchResponse\x12\x46\n\x05Stats\x12\x1d.visualsearch.v1.StatsRequest\x1a\x1e.visualsearch.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,24 +41,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILTER']._serialized_end=477
   _globals['_SEARCHBATCHREQUEST']._serialized_start=480
   _globals['_SEARCHBATCHREQUEST']._serialized_end=674
-  _globals['_NEIGHBORS']._serialized_start=676
-  _globals['_NEIGHBORS']._serialized_end=733
-  _globals['_SEARCHBATCHRESPONSE']._serialized_start=735
-  _globals['_SEARCHBATCHRESPONSE']._serialized_end=829
-  _globals['_NEIGHBOR']._serialized_start=831
-  _globals['_NEIGHBOR']._serialized_end=906
-  _globals['_SEARCHVECTORSRESPONSE']._serialized_start=908
-  _globals['_SEARCHVECTORSRESPONSE']._serialized_end=1005
-  _globals['_FETCHREQUEST']._serialized_start=1007
-  _globals['_FETCHREQUEST']._serialized_end=1056
-  _globals['_FETCHRESPONSE']._serialized_start=1058
-  _globals['_FETCHRESPONSE']._serialized_end=1136
-  _globals['_STATSREQUEST']._serialized_start=1138
-  _globals['_STATSREQUEST']._serialized_end=1169
-  _globals['_PARTITIONSTATS']._serialized_start=1171
-  _globals['_PARTITIONSTATS']._serialized_end=1291
-  _globals['_STATSRESPONSE']._serialized_start=1293
-  _globals['_STATSRESPONSE']._serialized_end=1412
-  _globals['_INDEX']._serialized_start=1415
-  _globals['_INDEX']._serialized_end=1752
+  _globals['_SEARCHBATCHRESPONSE']._serialized_start=677
+  _globals['_SEARCHBATCHRESPONSE']._serialized_end=812
+  _globals['_NEIGHBOR']._serialized_start=814
+  _globals['_NEIGHBOR']._serialized_end=889
+  _globals['_SEARCHVECTORSRESPONSE']._serialized_start=891
+  _globals['_SEARCHVECTORSRESPONSE']._serialized_end=988
+  _globals['_FETCHREQUEST']._serialized_start=990
+  _globals['_FETCHREQUEST']._serialized_end=1039
+  _globals['_FETCHRESPONSE']._serialized_start=1041
+  _globals['_FETCHRESPONSE']._serialized_end=1119
+  _globals['_STATSREQUEST']._serialized_start=1121
+  _globals['_STATSREQUEST']._serialized_end=1152
+  _globals['_PARTITIONSTATS']._serialized_start=1154
+  _globals['_PARTITIONSTATS']._serialized_end=1274
+  _globals['_STATSRESPONSE']._serialized_start=1276
+  _globals['_STATSRESPONSE']._serialized_end=1395
+  _globals['_INDEX']._serialized_start=1398
+  _globals['_INDEX']._serialized_end=1735
 # @@protoc_insertion_point(module_scope)

@@ -76,19 +76,21 @@ class SearchBatchRequest(_message.Message):
     filter: Filter
     def __init__(self, queries: _Optional[_Iterable[bytes]] = ..., partitions: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
 
-class Neighbors(_message.Message):
-    __slots__ = ("neighbors",)
-    NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
-    neighbors: _containers.RepeatedCompositeFieldContainer[Neighbor]
-    def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ...) -> None: ...
-
 class SearchBatchResponse(_message.Message):
-    __slots__ = ("results", "missing_partitions")
-    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("counts", "item_ids", "scores", "leaves", "partitions", "missing_partitions")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    LEAVES_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     MISSING_PARTITIONS_FIELD_NUMBER: _ClassVar[int]
-    results: _containers.RepeatedCompositeFieldContainer[Neighbors]
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    scores: bytes
+    leaves: _containers.RepeatedScalarFieldContainer[str]
+    partitions: _containers.RepeatedScalarFieldContainer[str]
     missing_partitions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, results: _Optional[_Iterable[_Union[Neighbors, _Mapping]]] = ..., missing_partitions: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, counts: _Optional[_Iterable[int]] = ..., item_ids: _Optional[_Iterable[str]] = ..., scores: _Optional[bytes] = ..., leaves: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[str]] = ..., missing_partitions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Neighbor(_message.Message):
     __slots__ = ("item_id", "score", "leaf", "partition")
