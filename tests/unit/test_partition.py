@@ -337,3 +337,19 @@ def test_a_partition_switches_spec_as_it_grows_and_back_only_well_below_the_thre
 
     partition.delete([f"item-{i}" for i in range(90, 110)])  # 40 left
     assert partition.due() == "Flat"
+
+
+def test_a_filter_sees_the_writes_made_since_it_was_last_used(spec: str) -> None:
+    partition, vectors = _partition(spec)
+    wanted = Filter(colours=("Gold",))
+    assert _search(partition, vectors[:1], 5, wanted=wanted) == [[]]
+
+    partition.upsert(
+        [_state("gold-1", LEAVES[0], "Gold"), _state("gold-2", LEAVES[1], "Gold")], vectors[:2]
+    )
+    found = _search(partition, vectors[:1], 5, wanted=wanted)
+    partition.delete(["gold-1"])
+    after = _search(partition, vectors[:1], 5, wanted=wanted)
+
+    assert [h[0] for h in found[0]] == ["gold-1", "gold-2"]
+    assert [h[0] for h in after[0]] == ["gold-2"]
