@@ -21,7 +21,7 @@ _LOSSY = re.compile(r"PCA|PQ|SQ|LSH|RR|ITQ|OPQ")
 
 
 def metric_of(spec: str) -> str:
-    """ "L2" where the spec reduces dimensions (FAISS's PCA centres the data, so it ranks
+    """Returns "L2" where the spec reduces dimensions (FAISS's PCA centres the data, so it ranks
     unit vectors right under L2 and wrong under inner product), else "IP"."""
     return "L2" if "PCA" in spec else "IP"
 
