@@ -9,6 +9,7 @@ searches exactly), or switched as it grows.
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
 META_FILE = "meta.json"
 FILTERS_KEPT = 8  # filters whose rows a partition remembers between writes
+FILTER_BYTES = 64 << 20  # and at most this much of them (the newest is always kept)
 ADD_STEP = 50_000  # vectors added to a rebuilt index at once (a log line per step)
 
 Hit = tuple[str, float, str]  # item id, score (higher is closer), leaf
@@ -72,7 +74,12 @@ class _Allowed:
 
     count: int
     rows: np.ndarray | None = None
+    vectors: np.ndarray | None = None  # of `rows`
     bitmap: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.rows, self.vectors, self.bitmap) if a is not None)
 
 
 class Partition:
@@ -163,7 +170,7 @@ class Partition:
         if want <= 0:
             return [[] for _ in queries]
         if allowed is not None and allowed.rows is not None:
-            scores, rows = self._exact(queries, allowed.rows, want)
+            scores, rows = self._exact(queries, allowed, want)
         else:
             bitmap = None if allowed is None else allowed.bitmap
             share = candidates / max(1, len(self.rows))
@@ -258,9 +265,12 @@ class Partition:
         return partition
 
     def _reachable(self, size: int) -> str:
-        """The spec for `size` vectors, or exact search while they are too few to train it."""
+        """The spec for `size` vectors, or exact search while they are too few to train it
+        (or where faiss cannot build it at this width)."""
         spec = self.policy.spec_for(size, self.dim)
-        return spec if training_size(spec, self.dim) <= size else "Flat"
+        if training_size(spec, self.dim) > size or not _buildable(spec, self.dim):
+            return "Flat"
+        return spec
 
     def _check(self, queries: np.ndarray) -> None:
         if queries.ndim != 2:
@@ -296,24 +306,27 @@ class Partition:
         if found is None:
             mask = self.rows.allowed(wanted)
             count = int(np.count_nonzero(mask))
-            if count < self.policy.exact_below:  # few: searched exactly, by row
-                found = _Allowed(count, rows=np.flatnonzero(mask))
+            if count < self.policy.exact_below:  # few: searched exactly, their vectors at hand
+                rows = np.flatnonzero(mask)
+                found = _Allowed(count, rows=rows, vectors=self.rows.vectors(rows))
             else:
                 found = _Allowed(count, bitmap=np.packbits(mask, bitorder="little"))
-            if len(self._filtered) >= FILTERS_KEPT:
-                self._filtered.pop(next(iter(self._filtered)))
             self._filtered[wanted] = found
+            while len(self._filtered) > 1 and (
+                len(self._filtered) > FILTERS_KEPT
+                or sum(a.nbytes for a in self._filtered.values()) > FILTER_BYTES
+            ):
+                self._filtered.pop(next(iter(self._filtered)))
         return found
 
     def _exact(
-        self, queries: np.ndarray, rows: np.ndarray, want: int
+        self, queries: np.ndarray, allowed: "_Allowed", want: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact search over a few rows (a selective filter's); FAISS's own kernel, which
         does not start BLAS threads for one query."""
-        scores, found = faiss.knn(
-            queries, self.rows.vectors(rows), want, faiss.METRIC_INNER_PRODUCT
-        )
-        return scores, np.where(found >= 0, rows[np.maximum(found, 0)], -1)
+        assert allowed.rows is not None and allowed.vectors is not None
+        scores, found = faiss.knn(queries, allowed.vectors, want, faiss.METRIC_INNER_PRODUCT)
+        return scores, np.where(found >= 0, allowed.rows[np.maximum(found, 0)], -1)
 
     def _hits(
         self, scores: np.ndarray, rows: np.ndarray, exclude: Collection[str], k: int
@@ -328,6 +341,18 @@ class Partition:
                 if len(hits) == k:
                     break
         return hits
+
+
+@functools.cache
+def _buildable(spec: str, dim: int) -> bool:
+    """Whether faiss builds the spec at this width (PQ's code count must divide it, PCA's
+    output be below it); says once, loudly, where it does not."""
+    try:
+        make_backend(spec, dim)
+    except InvalidArgument as error:
+        log.error("%s; partitions of dimension %d search exactly instead", error, dim)
+        return False
+    return True
 
 
 def _widened(params: SearchParams, share: float) -> SearchParams:

@@ -86,10 +86,6 @@ async def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _policy(index: cluster_config.IndexConfig) -> Policy:
-    """The index policy of the config, its specs checked by faiss (at a width most PQ and PCA
-    sizes divide) so that a spec it cannot build stops the shard here, not at a write."""
-    for spec in filter(None, (index.spec, index.ann_spec)):
-        make_backend(spec.format(nlist=16, m=8), 960)
     return Policy(
         index.spec,
         index.exact_below,

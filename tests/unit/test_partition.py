@@ -353,3 +353,10 @@ def test_a_filter_sees_the_writes_made_since_it_was_last_used(spec: str) -> None
 
     assert [h[0] for h in found[0]] == ["gold-1", "gold-2"]
     assert [h[0] for h in after[0]] == ["gold-2"]
+
+
+def test_a_spec_faiss_cannot_build_at_the_partitions_width_searches_exactly() -> None:
+    partition, vectors = _partition("IVF16,PQ5")  # 5 codes do not divide 16 dimensions
+
+    assert (partition.spec, partition.due()) == ("Flat", "")
+    assert _search(partition, vectors[:1], 1)[0][0][0] == "item-0"
