@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CATALOG ?=
 EPOCHS ?=
 
-.PHONY: demo test check protos bench bench-taxonomy bench-record curate train evaluate clean up down
+.PHONY: demo test check protos bench bench-taxonomy bench-record bench-ann curate train evaluate clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench-taxonomy: $(STAMP)
 
 bench-record: $(STAMP)
 	$(PY) -m infra.bench_record
+
+bench-ann: $(STAMP)
+	$(PY) -m infra.bench_ann $(if $(CATALOG),--catalog $(CATALOG))
 
 curate: $(STAMP)
 	$(PY) -m infra.curate --catalog $(or $(CATALOG),../shared/datasets/fashion-small)
