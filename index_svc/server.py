@@ -3,8 +3,14 @@
 import argparse
 import asyncio
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+# Before faiss loads OpenMP: idle threads sleep at once instead of spinning, which on shared
+# cores starves the threads with work (PCA64,HNSW32, one query a call: 125 queries/s
+# spinning, 6,390 passive, measured by the ANN benchmark's author on this machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import grpc
 

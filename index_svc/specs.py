@@ -45,10 +45,11 @@ class Policy:
     def spec_for(self, size: int, dim: int) -> str:
         """The spec a partition of `size` vectors gets. "{nlist}" and "{m}" in a spec are
         filled from the size (about 4 sqrt(n) lists, a power of two) and the dimension
-        (dim / 4 codes of a byte)."""
+        (the count of byte codes nearest dim / 4 that divides it, as PQ needs)."""
         spec = self.spec or ("Flat" if size < self.exact_below else self.ann_spec)
         nlist = 2 ** max(4, round(math.log2(4 * math.sqrt(max(size, 1)))))
-        return spec.format(nlist=nlist, m=max(1, dim // 4))
+        m = min((d for d in range(1, dim + 1) if dim % d == 0), key=lambda d: abs(d - dim / 4))
+        return spec.format(nlist=nlist, m=m)
 
     def resolve(self, params: SearchParams) -> SearchParams:
         """The knobs of one search: each within its bound, 0 replaced by its default.

@@ -35,6 +35,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+# As the shards do (index_svc/server.py), so that FAISS here and there waits the same way.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import faiss
 import numpy as np
 from rich.console import Console
@@ -145,10 +148,12 @@ def _save(args: argparse.Namespace, base: Base, figures: dict[str, Any]) -> list
     """The figures so far as JSON, and the plot of part 2."""
     stem = args.out / f"ann-{args.size}"
     title = f"{args.size:,} vectors of {base.dim} ({'real' if base.real else 'FALLBACK'} base)"
-    return [
-        ann_report.write_json(stem.with_suffix(".json"), figures),
-        ann_report.plot(stem.with_suffix(".png"), figures["backends"], title),
-    ]
+    written = [ann_report.write_json(stem.with_suffix(".json"), figures)]
+    try:
+        written.append(ann_report.plot(stem.with_suffix(".png"), figures["backends"], title))
+    except ImportError:  # matplotlib comes with the train extra (make installs it)
+        print("no plot: matplotlib is not installed (pip install -c constraints.txt matplotlib)")
+    return written
 
 
 def _load() -> str:
