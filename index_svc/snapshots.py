@@ -2,15 +2,15 @@
 
     <dir>/LOCK                      locked (fcntl.lockf) while a process serves the directory
     <dir>/snapshot-<seq>/           one sub-directory per partition (Partition.save)
-    <dir>/snapshot-<seq>/MANIFEST   JSON: seq and the feed it is a position in, model version,
-                                    the routing table, the SHA-256 of every file, and the
-                                    SHA-256 of all that
+    <dir>/snapshot-<seq>/MANIFEST   JSON: its format, seq and the feed it is a position in,
+                                    model version, the routing table, the SHA-256 of every
+                                    file, and the SHA-256 of all that
     <dir>/damaged-<time>-<name>/    a snapshot that failed its check, set aside for a person
 
-A snapshot is only an accelerator: the record is the truth. One that is missing, torn or
-fails any checksum is set aside with a log line and the shard rebuilds from the record; a
-damaged snapshot is never served. A new snapshot is written beside the old one, fsynced and
-renamed into place before the old one is removed.
+A snapshot is only an accelerator: the record is the truth. One that is missing, torn,
+fails any checksum or was written in another format is set aside with a log line and the
+shard rebuilds from the record; a damaged snapshot is never served. A new snapshot is
+written beside the old one, fsynced and renamed into place before the old one is removed.
 """
 
 import fcntl
@@ -35,6 +35,7 @@ from index_svc.specs import Policy
 log = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST"
+FORMAT = 2  # 2: a partition keeps its raw vectors and each row's leaf id, colour and usage
 _SNAPSHOT = re.compile(r"^snapshot-(\d+)$")
 
 
@@ -110,6 +111,7 @@ class Snapshots:
         }
         rows = [[r.partition_id, r.serving, r.target, r.ready] for r in routes]
         body = {
+            "format": FORMAT,
             "seq": seq,
             "feed_id": feed_id,
             "model_version": model_version,
@@ -158,6 +160,8 @@ def _read(path: Path, policy: Policy) -> Loaded:
     checksum = manifest.pop("checksum", None)
     if checksum != _checksum(manifest):
         raise ValueError("the manifest fails its checksum")
+    if manifest.get("format", 1) != FORMAT:
+        raise ValueError(f"written in snapshot format {manifest.get('format', 1)}, not {FORMAT}")
     files = {
         str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.name != MANIFEST
     }

@@ -1,5 +1,7 @@
 """A shard's snapshots: written and read back whole, or set aside and never served."""
 
+import hashlib
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -202,3 +204,15 @@ def test_a_directory_in_use_is_refused_by_another_process(tmp_path: Path) -> Non
             Snapshots(tmp_path)
     finally:
         holder.communicate("")
+
+
+def test_a_snapshot_of_another_format_is_set_aside_and_not_read(tmp_path: Path) -> None:
+    snapshots = Snapshots(tmp_path)
+    path = snapshots.write(5, "m1", [_partition("10", 3, 0)])
+    manifest = json.loads((path / MANIFEST).read_text())
+    del manifest["format"], manifest["checksum"]  # as written before formats were recorded
+    manifest["checksum"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    (path / MANIFEST).write_text(json.dumps(manifest))
+
+    assert snapshots.load(Policy()) is None
+    assert [p.name.endswith(path.name) for p in tmp_path.glob("damaged-*")] == [True]
