@@ -28,6 +28,12 @@ def on_gpus(backend: "FaissBackend") -> "Backend":
     return GpuBackend(backend) if faiss.get_num_gpus() > 0 else backend
 
 
+def devices() -> str:
+    """Where searches that can use a GPU run: "GPU xN" or "CPU"."""
+    gpus = faiss.get_num_gpus()
+    return f"GPU x{gpus}" if gpus else "CPU"
+
+
 class GpuBackend:
     def __init__(self, cpu: "FaissBackend") -> None:
         self.cpu = cpu
@@ -45,7 +51,7 @@ class GpuBackend:
         return self.cpu.exact_scores
 
     def device(self) -> str:
-        return f"GPU x{faiss.get_num_gpus()}" if self._placeable else "CPU"
+        return devices() if self._placeable else "CPU"
 
     def train(self, vectors: np.ndarray) -> None:
         self.cpu.train(vectors)

@@ -94,7 +94,7 @@ class Partition:
         self.rows = Rows(dim)
         self._row_of: dict[str, int] = {}
         self.backend = make_backend(self._reachable(0), dim)
-        self._allowed: np.ndarray | None = None  # bitmap of live rows, made at first need
+        self._live_bitmap: np.ndarray | None = None  # of the live rows, made at first need
         self._filtered: dict[Filter, _Allowed] = {}  # the rows of recent filters, until a write
 
     def __len__(self) -> int:
@@ -134,14 +134,14 @@ class Partition:
         self.delete(last)
         rows = self.rows.append([items[row] for row in picked.tolist()], batch)
         self._row_of.update(zip(last, rows.tolist(), strict=True))
-        self._allowed, self._filtered = None, {}
+        self._forget_allowed()
 
     def delete(self, item_ids: Collection[str]) -> int:
         """Tombstones the ids held here; returns how many were."""
         rows = [row for item_id in item_ids if (row := self._row_of.pop(item_id, None)) is not None]
         if rows:
             self.rows.kill(np.array(rows, dtype=np.int64))
-            self._allowed, self._filtered = None, {}
+            self._forget_allowed()
         return len(rows)
 
     def search(
@@ -228,7 +228,7 @@ class Partition:
             if row_of.get(rows.items[i]) == i:
                 del row_of[rows.items[i]]
         self.rows, self._row_of, self.backend = rows, row_of, rebuild.backend
-        self._allowed, self._filtered = None, {}
+        self._forget_allowed()
 
     def save(self, directory: Path) -> None:
         """Writes the index, the raw vectors and the rows' items and attributes into a new
@@ -287,9 +287,10 @@ class Partition:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Searches the index; lossy codes fetch `refine` times more and rerank exactly."""
         if bitmap is None and self.rows.dead:
-            if self._allowed is None:
-                self._allowed = np.packbits(self.rows.live[: len(self.rows)], bitorder="little")
-            bitmap = self._allowed
+            if self._live_bitmap is None:
+                live = self.rows.live[: len(self.rows)]
+                self._live_bitmap = np.packbits(live, bitorder="little")
+            bitmap = self._live_bitmap
         if self.backend.exact_scores:
             return self.backend.search(queries, want, params, bitmap)
         fetch = max(want, math.ceil(want * params.refine))
@@ -299,6 +300,10 @@ class Partition:
         scores[rows < 0] = -np.inf
         best = np.argsort(-scores, axis=1, kind="stable")[:, :want]
         return np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
+
+    def _forget_allowed(self) -> None:
+        """Drops the live bitmap and the filters' rows: a write has made them stale."""
+        self._live_bitmap, self._filtered = None, {}
 
     def _allowed_by(self, wanted: Filter) -> "_Allowed":
         """The rows a filter lets through, remembered for the next searches until a write."""

@@ -62,14 +62,9 @@ class Rows:
 
     def append(self, items: Sequence[ItemState], vectors: np.ndarray) -> np.ndarray:
         """Appends live rows, one per item with its vector; returns their numbers."""
-        start = self._len
-        self._put_vectors(vectors)
-        self.items.extend(item.item_id for item in items)
-        self.live = _grown(self.live, start, np.ones(len(items), dtype=bool))
-        for name, column in self.columns.items():
-            codes = column.encode([getattr(item, name) for item in items])
-            column.codes = _grown(column.codes, start, codes)
-        return np.arange(start, self._len, dtype=np.int64)
+        values = {name: [getattr(item, name) for item in items] for name in COLUMNS}
+        live = np.ones(len(items), dtype=bool)
+        return self._push([item.item_id for item in items], vectors, live, values)
 
     def kill(self, rows: np.ndarray) -> None:
         """Tombstones live rows."""
@@ -119,15 +114,24 @@ class Rows:
 
     def extend(self, other: "Rows", rows: np.ndarray) -> np.ndarray:
         """Appends rows of another Rows (their vectors copied); returns their new numbers."""
+        values = {
+            name: [c.values[code] for code in c.codes[rows].tolist()]
+            for name, c in other.columns.items()
+        }
+        items = [other.items[row] for row in rows.tolist()]
+        return self._push(items, other.vectors(rows), other.live[rows], values)
+
+    def _push(
+        self, items: list[str], vectors: np.ndarray, live: np.ndarray, values: dict[str, list[Any]]
+    ) -> np.ndarray:
+        """Appends rows: their items, vectors, live flags and each column's values."""
         start = self._len
-        self._put_vectors(other.vectors(rows))
-        self.items.extend(other.items[row] for row in rows.tolist())
-        self.live = _grown(self.live, start, other.live[rows])
-        self.dead += len(rows) - int(np.count_nonzero(other.live[rows]))
+        self._put_vectors(vectors)
+        self.items.extend(items)
+        self.live = _grown(self.live, start, live)
+        self.dead += len(live) - int(np.count_nonzero(live))
         for name, column in self.columns.items():
-            theirs = other.columns[name]
-            values = [theirs.values[code] for code in theirs.codes[rows].tolist()]
-            column.codes = _grown(column.codes, start, column.encode(values))
+            column.codes = _grown(column.codes, start, column.encode(values[name]))
         return np.arange(start, self._len, dtype=np.int64)
 
     def save(self, path: str) -> dict[str, object]:

@@ -18,8 +18,8 @@ from common import config as cluster_config
 from common.auth import method_roles
 from common.routing import Routes
 from common.serve import run, serve
-from index_svc.backend import make_backend
 from index_svc.follower import Assignment, Follower
+from index_svc.gpu import devices
 from index_svc.record_client import RecordClient
 from index_svc.service import ROLES, SERVICE_NAME, IndexServicer
 from index_svc.shard import Shard
@@ -64,7 +64,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         "shard %d: partitions %s, searched on %s, %d replica(s) of each, state in %s",
         number,
         index.spec or f"Flat below {index.exact_below} vectors, {index.ann_spec} above",
-        make_backend("Flat", 1).device(),
+        devices(),
         index.replicas,
         directory,
     )
