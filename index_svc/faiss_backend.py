@@ -20,7 +20,7 @@ class FaissBackend:
         self.dim = dim
         self._l2 = metric_of(spec) == "L2"
         try:
-            self.index = faiss.index_factory(dim, spec, _METRICS[metric_of(spec)])
+            self._take(faiss.index_factory(dim, spec, _METRICS[metric_of(spec)]))
         except RuntimeError as error:
             raise InvalidArgument(f"faiss cannot build index spec {spec!r}: {error}") from None
 
@@ -64,19 +64,29 @@ class FaissBackend:
         index = faiss.read_index(str(path))
         if index.d != self.dim:
             raise ValueError(f"{path} holds an index of dimension {index.d}, not {self.dim}")
+        self._take(index)
+
+    def _take(self, index: faiss.Index) -> None:
+        """Holds an index, and the one whose kind decides a search's parameters (under a
+        transform such as PCA, the index beneath it), found once rather than per search."""
         self.index = index
+        outer = faiss.downcast_index(index)
+        if isinstance(outer, faiss.IndexPreTransform):
+            self._transformed, self._searched = True, faiss.downcast_index(outer.index)
+        else:
+            self._transformed, self._searched = False, outer
 
     def _params(
         self, params: SearchParams, selector: faiss.IDSelector | None
     ) -> faiss.SearchParameters | None:
         """The faiss search parameters of the index's kind; a transform (PCA) passes them to
         the index under it, where the selector must be too."""
-        index = faiss.downcast_index(self.index)
-        if isinstance(index, faiss.IndexPreTransform):
-            outer = faiss.SearchParametersPreTransform()
-            outer.index_params = _params_of(faiss.downcast_index(index.index), params, selector)
-            return outer
-        return _params_of(index, params, selector)
+        found = _params_of(self._searched, params, selector)
+        if not self._transformed:
+            return found
+        outer = faiss.SearchParametersPreTransform()
+        outer.index_params = found
+        return outer
 
 
 def _params_of(
