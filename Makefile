@@ -11,7 +11,7 @@ EPOCHS ?=
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[cpu,train,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[cpu,train,dev,load]"
 	touch $@
 
 demo: $(STAMP)
