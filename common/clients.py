@@ -1,7 +1,7 @@
 """Outgoing calls: channels with the cluster's retry policy, and status codes back to exceptions."""
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -31,6 +31,8 @@ _RETRY = {
     ]
 }
 
+_BALANCED = {**_RETRY, "loadBalancingConfig": [{"round_robin": {}}]}
+
 _BY_CODE: dict[grpc.StatusCode, type[errors.VisualSearchError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
     grpc.StatusCode.NOT_FOUND: errors.NotFound,
@@ -40,24 +42,32 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.VisualSearchError]] = {
     grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
     grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: errors.Unavailable,
-    grpc.StatusCode.CANCELLED: errors.Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: errors.Cancelled,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
 }
 
 
-def channel(address: str, token: str = "") -> grpc.aio.Channel:
+def channel(address: str, token: str = "", balanced: bool = False) -> grpc.aio.Channel:
     """An insecure loopback channel with the cluster's message limits and retry policy.
 
     Args:
-        address: host:port of the service.
+        address: host:port of the service, or a target naming several (`balanced_target`).
         token: a bearer token every call on the channel presents; "" presents none.
+        balanced: spread calls over every address of the target in turn (round_robin)
+            instead of sending them all to the first that connects.
     """
     options: list[tuple[str, Any]] = [
         *channel_options(),
         ("grpc.enable_retries", 1),
-        ("grpc.service_config", json.dumps(_RETRY)),
+        ("grpc.service_config", json.dumps(_BALANCED if balanced else _RETRY)),
     ]
     return grpc.aio.insecure_channel(address, options=options, interceptors=_bearer(token))
+
+
+def balanced_target(addresses: Sequence[str]) -> str:
+    """One channel target for several host:port addresses, for a `balanced` channel."""
+    return "ipv4:" + ",".join(addresses)
 
 
 async def call(
@@ -76,7 +86,7 @@ async def call(
         VisualSearchError: the subclass for the call's status code, naming `target`.
     """
     if timeout <= 0:
-        raise errors.Unavailable(f"{target}: deadline already passed")
+        raise errors.DeadlineExceeded(f"{target}: the deadline passed before the call")
     try:
         return await method(request, timeout=timeout, wait_for_ready=wait_for_ready)
     except grpc.aio.AioRpcError as error:
@@ -84,9 +94,13 @@ async def call(
 
 
 def errors_for(error: grpc.aio.AioRpcError, target: str) -> errors.VisualSearchError:
-    """The project exception for a failed call's status code, naming `target`."""
+    """The project exception for a failed call's status code, naming `target`; a code with no
+    class of its own (INTERNAL, UNIMPLEMENTED, ...) is kept on the exception."""
     kind = _BY_CODE.get(error.code(), errors.VisualSearchError)
-    return kind(f"{target}: {error.details()}")
+    found = kind(f"{target}: {error.details()}")
+    if kind is errors.VisualSearchError:
+        found.code = error.code().name
+    return found
 
 
 class _Bearer:

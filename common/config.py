@@ -21,13 +21,15 @@ DEFAULT_FILE = Path(__file__).resolve().parent.parent / "infra" / "cluster.toml"
 
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
-    port: int = 50052
+    ports: tuple[int, ...] = (50052,)  # one encoder process (replica) per port
     models_dir: str = "var/models"  # version directories plus the CURRENT pointer
     max_batch: int = 64  # images per Embed call
     max_image_bytes: int = 8_000_000  # encoded size of one image
     max_pixels: int = 25_000_000  # decoded width x height of one image
     top_leaves: int = 5
-    threads: int = 0  # onnxruntime intra-op threads of each batch runner; 0: cores / runners
+    # onnxruntime intra-op threads of each batch runner; 0: cores / (runners x replicas), so
+    # that the replicas on one machine share its cores instead of each taking them all
+    threads: int = 0
     variant: str = "fp32"  # the file served: fp32 (model.onnx) or int8 (model.int8.onnx)
     batch_images: int = 64  # images of concurrent Embed calls run through the model together
     batch_wait_ms: float = 5.0  # longest an image waits for others to fill its batch
@@ -94,6 +96,27 @@ class AuthConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TlsConfig:
+    # PEM files (infra/certs.py writes them); all three empty: TLS is off, every port plaintext.
+    # On: every port serves TLS; internal services take only callers with a certificate
+    # signed by ca_file (mutual TLS), the gateway any caller; every channel presents cert_file.
+    cert_file: str = ""  # the cluster's certificate, served and presented
+    key_file: str = ""  # its private key
+    ca_file: str = ""  # the CA that signs the cluster's certificates
+
+    @property
+    def on(self) -> bool:
+        return bool(self.cert_file or self.key_file or self.ca_file)
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitsConfig:
+    # Applied by every service process to each call it serves.
+    max_message_bytes: int = 64 * 1024 * 1024  # one message received or sent
+    max_in_flight: int = 256  # calls served at once; more are refused (RESOURCE_EXHAUSTED)
+
+
+@dataclasses.dataclass(frozen=True)
 class ClusterConfig:
     host: str = "127.0.0.1"
     partition_level: int = 2  # depth of the taxonomy node each partition serves
@@ -104,6 +127,8 @@ class ClusterConfig:
     taxonomy: TaxonomyConfig = TaxonomyConfig()
     gateway: GatewayConfig = GatewayConfig()
     auth: AuthConfig = AuthConfig()
+    tls: TlsConfig = TlsConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     def address(self, port: int) -> str:
         return f"{self.host}:{port}"
@@ -111,6 +136,10 @@ class ClusterConfig:
     @property
     def shard_addresses(self) -> tuple[str, ...]:
         return tuple(self.address(port) for port in self.index.ports)
+
+    @property
+    def encoder_addresses(self) -> tuple[str, ...]:
+        return tuple(self.address(port) for port in self.encoder.ports)
 
 
 def load(path: str | Path | None = None, environ: Mapping[str, str] = os.environ) -> ClusterConfig:
