@@ -1,9 +1,11 @@
-"""Runs the encoder: `python -m encoder_svc.server` (config from infra/cluster.toml and VS_*)."""
+"""Runs one encoder replica: `python -m encoder_svc.server [--replica N]` (config from
+infra/cluster.toml and VS_*)."""
 
+import argparse
 import asyncio
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import grpc
@@ -22,9 +24,21 @@ from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
 log = logging.getLogger(__name__)
 
 
-async def main() -> None:
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--replica", type=int, default=0, help="which of config.encoder.ports to serve"
+    )
+    return parser.parse_args(argv)
+
+
+async def main(argv: Sequence[str] | None = None) -> None:
+    """Serves replica N (the Nth of config.encoder.ports) until SIGTERM."""
+    number = _parse(argv).replica
     config = cluster_config.load()
     settings = config.encoder
+    if not 0 <= number < len(settings.ports):
+        raise SystemExit(f"--replica {number}: config.encoder.ports has {len(settings.ports)}")
     try:
         version_dir = registry.current(Path(settings.models_dir))
         encoder = await asyncio.to_thread(_load, version_dir, settings)
@@ -43,8 +57,8 @@ async def main() -> None:
 
     service = encoder_pb2.DESCRIPTOR.services_by_name["Encoder"].full_name
     await serve(
-        "encoder",
-        config.address(settings.port),
+        f"encoder-{number}",
+        config.encoder_addresses[number],
         register,
         config.grace_s,
         stop,
@@ -54,7 +68,7 @@ async def main() -> None:
 
 
 def _load(version_dir: Path, settings: EncoderConfig) -> Encoder:
-    threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.batch_runners)
+    threads = settings.threads or threads_per_runner(os.cpu_count() or 1, settings)
     encoder = Encoder.load(version_dir, threads, settings.variant, settings.spin_us)
     log.info(
         "encoder model %s %s (%d leaves, dim %d) on %s, %d runs at once of %d threads",
@@ -67,6 +81,13 @@ def _load(version_dir: Path, settings: EncoderConfig) -> Encoder:
         threads,
     )
     return encoder
+
+
+def threads_per_runner(cores: int, settings: EncoderConfig) -> int:
+    """The onnxruntime threads of each batch runner when `threads` is 0: the machine's cores
+    shared among every runner of every replica (at least one each), since the replicas of
+    one cluster run side by side on it and more threads than cores only contend."""
+    return max(1, cores // (settings.batch_runners * len(settings.ports)))
 
 
 async def _follow_current(embedder: Embedder, settings: EncoderConfig) -> None:

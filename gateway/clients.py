@@ -7,7 +7,7 @@ import grpc
 import numpy as np
 
 from common import vectors, wire
-from common.clients import call, channel, errors_for
+from common.clients import balanced_target, call, channel, errors_for
 from common.config import ClusterConfig
 from common.errors import ItemFailure
 from common.routing import Routes
@@ -80,13 +80,15 @@ class Cluster:
     def __init__(self, config: ClusterConfig) -> None:
         self._level = config.partition_level
         self._shard_list, self._replicas = config.shard_addresses, config.index.replicas
-        self._encoder_address = config.address(config.encoder.port)
         self._taxonomy_address = config.address(config.taxonomy.port)
         self._channels = {
             address: channel(address, config.auth.token)
-            for address in (self._encoder_address, self._taxonomy_address, *config.shard_addresses)
+            for address in (self._taxonomy_address, *config.shard_addresses)
         }
-        self._encoder = encoder_pb2_grpc.EncoderStub(self._channels[self._encoder_address])
+        # one channel over every encoder replica, each Embed to the next in turn
+        encoders = balanced_target(config.encoder_addresses)
+        self._channels[encoders] = channel(encoders, config.auth.token, balanced=True)
+        self._encoder = encoder_pb2_grpc.EncoderStub(self._channels[encoders])
         self._taxonomy = taxonomy_pb2_grpc.TaxonomyStub(self._channels[self._taxonomy_address])
         self._shards = {
             address: index_pb2_grpc.IndexStub(self._channels[address])

@@ -37,9 +37,13 @@ def services(config: ClusterConfig) -> list[Service]:
         Service(f"shard-{n}", "index_svc.server", address, ("--shard", str(n)))
         for n, address in enumerate(config.shard_addresses)
     ]
+    encoders = [
+        Service(f"encoder-{n}", "encoder_svc.server", address, ("--replica", str(n)))
+        for n, address in enumerate(config.encoder_addresses)
+    ]
     return [
         Service("taxonomy", "taxonomy_svc.server", config.address(config.taxonomy.port)),
-        Service("encoder", "encoder_svc.server", config.address(config.encoder.port)),
+        *encoders,
         *shards,
         Service("gateway", "gateway.server", config.address(config.gateway.port)),
     ]
