@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.visualsearch.v1 import common_pb2 as protos_dot_visualsearch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$protos/visualsearch/v1/gateway.proto\x12\x0fvisualsearch.v1\x1a#protos/visualsearch/v1/common.proto\"U\n\x14SearchByImageRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x0f\n\x07min_seq\x18\x04 \x01(\x03\"\\\n\x16SimilarProductsRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x0f\n\x07min_seq\x18\x04 \x01(\x03\"\xbc\x01\n\x06Result\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x14\n\x0cvisual_score\x18\x03 \x01(\x02\x12\x0c\n\x04leaf\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0e\n\x06\x63olour\x18\x06 \x01(\t\x12\x15\n\rtree_distance\x18\x07 \x01(\x05\x12#\n\x04step\x18\x08 \x01(\x0e\x32\x15.visualsearch.v1.Step\x12\x13\n\x0brelated_via\x18\t \x01(\t\"\xbe\x01\n\x0eSearchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.visualsearch.v1.Result\x12/\n\x0cquery_leaves\x18\x02 \x03(\x0b\x32\x19.visualsearch.v1.LeafProb\x12\x0f\n\x07partial\x18\x03 \x01(\x08\x12\x15\n\rfailed_shards\x18\x04 \x03(\t\x12\x12\n\npartitions\x18\x05 \x03(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\"c\n\nIngestItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06\x63olour\x18\x05 \x01(\t\x12\r\n\x05usage\x18\x06 \x01(\t\"Q\n\rIngestRequest\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.visualsearch.v1.IngestItem\x12\x14\n\x0cwait_visible\x18\x02 \x01(\x08\"[\n\x0eIngestResponse\x12\x10\n\x08ingested\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.visualsearch.v1.ItemError\x12\x0b\n\x03seq\x18\x03 \x01(\x03\":\n\x15\x44\x65leteProductsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x14\n\x0cwait_visible\x18\x02 \x01(\x08\"6\n\x16\x44\x65leteProductsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x32\xf2\x02\n\x0cVisualSearch\x12W\n\rSearchByImage\x12%.visualsearch.v1.SearchByImageRequest\x1a\x1f.visualsearch.v1.SearchResponse\x12[\n\x0fSimilarProducts\x12\'.visualsearch.v1.SimilarProductsRequest\x1a\x1f.visualsearch.v1.SearchResponse\x12I\n\x06Ingest\x12\x1e.visualsearch.v1.IngestRequest\x1a\x1f.visualsearch.v1.IngestResponse\x12\x61\n\x0e\x44\x65leteProducts\x12&.visualsearch.v1.DeleteProductsRequest\x1a\'.visualsearch.v1.DeleteProductsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$protos/visualsearch/v1/gateway.proto\x12\x0fvisualsearch.v1\x1a#protos/visualsearch/v1/common.proto\"U\n\x14SearchByImageRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x0f\n\x07min_seq\x18\x04 \x01(\x03\"\\\n\x16SimilarProductsRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x0f\n\x07min_seq\x18\x04 \x01(\x03\"4\n\x05Query\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12\x14\n\nproduct_id\x18\x02 \x01(\tH\x00\x42\x04\n\x02\x62y\"l\n\x11SearchManyRequest\x12\'\n\x07queries\x18\x01 \x03(\x0b\x32\x16.visualsearch.v1.Query\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x0f\n\x07min_seq\x18\x04 \x01(\x03\"{\n\x0cSearchAnswer\x12\x33\n\x08response\x18\x01 \x01(\x0b\x32\x1f.visualsearch.v1.SearchResponseH\x00\x12+\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1a.visualsearch.v1.ItemErrorH\x00\x42\t\n\x07outcome\"D\n\x12SearchManyResponse\x12.\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x1d.visualsearch.v1.SearchAnswer\"\xbc\x01\n\x06Result\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x14\n\x0cvisual_score\x18\x03 \x01(\x02\x12\x0c\n\x04leaf\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0e\n\x06\x63olour\x18\x06 \x01(\t\x12\x15\n\rtree_distance\x18\x07 \x01(\x05\x12#\n\x04step\x18\x08 \x01(\x0e\x32\x15.visualsearch.v1.Step\x12\x13\n\x0brelated_via\x18\t \x01(\t\"\xbe\x01\n\x0eSearchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.visualsearch.v1.Result\x12/\n\x0cquery_leaves\x18\x02 \x03(\x0b\x32\x19.visualsearch.v1.LeafProb\x12\x0f\n\x07partial\x18\x03 \x01(\x08\x12\x15\n\rfailed_shards\x18\x04 \x03(\t\x12\x12\n\npartitions\x18\x05 \x03(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\"c\n\nIngestItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06\x63olour\x18\x05 \x01(\t\x12\r\n\x05usage\x18\x06 \x01(\t\"Q\n\rIngestRequest\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.visualsearch.v1.IngestItem\x12\x14\n\x0cwait_visible\x18\x02 \x01(\x08\"[\n\x0eIngestResponse\x12\x10\n\x08ingested\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.visualsearch.v1.ItemError\x12\x0b\n\x03seq\x18\x03 \x01(\x03\":\n\x15\x44\x65leteProductsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x14\n\x0cwait_visible\x18\x02 \x01(\x08\"6\n\x16\x44\x65leteProductsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x32\xc9\x03\n\x0cVisualSearch\x12W\n\rSearchByImage\x12%.visualsearch.v1.SearchByImageRequest\x1a\x1f.visualsearch.v1.SearchResponse\x12[\n\x0fSimilarProducts\x12\'.visualsearch.v1.SimilarProductsRequest\x1a\x1f.visualsearch.v1.SearchResponse\x12U\n\nSearchMany\x12\".visualsearch.v1.SearchManyRequest\x1a#.visualsearch.v1.SearchManyResponse\x12I\n\x06Ingest\x12\x1e.visualsearch.v1.IngestRequest\x1a\x1f.visualsearch.v1.IngestResponse\x12\x61\n\x0e\x44\x65leteProducts\x12&.visualsearch.v1.DeleteProductsRequest\x1a\'.visualsearch.v1.DeleteProductsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,20 +36,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHBYIMAGEREQUEST']._serialized_end=179
   _globals['_SIMILARPRODUCTSREQUEST']._serialized_start=181
   _globals['_SIMILARPRODUCTSREQUEST']._serialized_end=273
-  _globals['_RESULT']._serialized_start=276
-  _globals['_RESULT']._serialized_end=464
-  _globals['_SEARCHRESPONSE']._serialized_start=467
-  _globals['_SEARCHRESPONSE']._serialized_end=657
-  _globals['_INGESTITEM']._serialized_start=659
-  _globals['_INGESTITEM']._serialized_end=758
-  _globals['_INGESTREQUEST']._serialized_start=760
-  _globals['_INGESTREQUEST']._serialized_end=841
-  _globals['_INGESTRESPONSE']._serialized_start=843
-  _globals['_INGESTRESPONSE']._serialized_end=934
-  _globals['_DELETEPRODUCTSREQUEST']._serialized_start=936
-  _globals['_DELETEPRODUCTSREQUEST']._serialized_end=994
-  _globals['_DELETEPRODUCTSRESPONSE']._serialized_start=996
-  _globals['_DELETEPRODUCTSRESPONSE']._serialized_end=1050
-  _globals['_VISUALSEARCH']._serialized_start=1053
-  _globals['_VISUALSEARCH']._serialized_end=1423
+  _globals['_QUERY']._serialized_start=275
+  _globals['_QUERY']._serialized_end=327
+  _globals['_SEARCHMANYREQUEST']._serialized_start=329
+  _globals['_SEARCHMANYREQUEST']._serialized_end=437
+  _globals['_SEARCHANSWER']._serialized_start=439
+  _globals['_SEARCHANSWER']._serialized_end=562
+  _globals['_SEARCHMANYRESPONSE']._serialized_start=564
+  _globals['_SEARCHMANYRESPONSE']._serialized_end=632
+  _globals['_RESULT']._serialized_start=635
+  _globals['_RESULT']._serialized_end=823
+  _globals['_SEARCHRESPONSE']._serialized_start=826
+  _globals['_SEARCHRESPONSE']._serialized_end=1016
+  _globals['_INGESTITEM']._serialized_start=1018
+  _globals['_INGESTITEM']._serialized_end=1117
+  _globals['_INGESTREQUEST']._serialized_start=1119
+  _globals['_INGESTREQUEST']._serialized_end=1200
+  _globals['_INGESTRESPONSE']._serialized_start=1202
+  _globals['_INGESTRESPONSE']._serialized_end=1293
+  _globals['_DELETEPRODUCTSREQUEST']._serialized_start=1295
+  _globals['_DELETEPRODUCTSREQUEST']._serialized_end=1353
+  _globals['_DELETEPRODUCTSRESPONSE']._serialized_start=1355
+  _globals['_DELETEPRODUCTSRESPONSE']._serialized_end=1409
+  _globals['_VISUALSEARCH']._serialized_start=1412
+  _globals['_VISUALSEARCH']._serialized_end=1869
 # @@protoc_insertion_point(module_scope)

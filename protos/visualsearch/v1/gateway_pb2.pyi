@@ -31,6 +31,40 @@ class SimilarProductsRequest(_message.Message):
     min_seq: int
     def __init__(self, product_id: _Optional[str] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ...) -> None: ...
 
+class Query(_message.Message):
+    __slots__ = ("image", "product_id")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    product_id: str
+    def __init__(self, image: _Optional[bytes] = ..., product_id: _Optional[str] = ...) -> None: ...
+
+class SearchManyRequest(_message.Message):
+    __slots__ = ("queries", "k", "categories", "min_seq")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[Query]
+    k: int
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    min_seq: int
+    def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., k: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., min_seq: _Optional[int] = ...) -> None: ...
+
+class SearchAnswer(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: SearchResponse
+    error: _common_pb2.ItemError
+    def __init__(self, response: _Optional[_Union[SearchResponse, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
+class SearchManyResponse(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[SearchAnswer]
+    def __init__(self, answers: _Optional[_Iterable[_Union[SearchAnswer, _Mapping]]] = ...) -> None: ...
+
 class Result(_message.Message):
     __slots__ = ("item_id", "score", "visual_score", "leaf", "title", "colour", "tree_distance", "step", "related_via")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]

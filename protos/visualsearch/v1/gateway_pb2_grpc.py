@@ -44,6 +44,11 @@ class VisualSearchStub:
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SimilarProductsRequest.SerializeToString,
                 response_deserializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.SearchMany = channel.unary_unary(
+                '/visualsearch.v1.VisualSearch/SearchMany',
+                request_serializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchManyRequest.SerializeToString,
+                response_deserializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchManyResponse.FromString,
+                _registered_method=True)
         self.Ingest = channel.unary_unary(
                 '/visualsearch.v1.VisualSearch/Ingest',
                 request_serializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.IngestRequest.SerializeToString,
@@ -67,6 +72,15 @@ class VisualSearchServicer:
 
     def SimilarProducts(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchMany(self, request, context):
+        """Several searches in one call, each by an image or a product id: the images are embedded
+        together, the searches run at once, and the answers come back in the order asked. A bad
+        query gets its own error; the others are answered.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -96,6 +110,11 @@ def add_VisualSearchServicer_to_server(servicer, server):
                     servicer.SimilarProducts,
                     request_deserializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SimilarProductsRequest.FromString,
                     response_serializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchResponse.SerializeToString,
+            ),
+            'SearchMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchMany,
+                    request_deserializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchManyRequest.FromString,
+                    response_serializer=protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchManyResponse.SerializeToString,
             ),
             'Ingest': grpc.unary_unary_rpc_method_handler(
                     servicer.Ingest,
@@ -162,6 +181,33 @@ class VisualSearch:
             '/visualsearch.v1.VisualSearch/SimilarProducts',
             protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SimilarProductsRequest.SerializeToString,
             protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/visualsearch.v1.VisualSearch/SearchMany',
+            protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchManyRequest.SerializeToString,
+            protos_dot_visualsearch_dot_v1_dot_gateway__pb2.SearchManyResponse.FromString,
             options,
             channel_credentials,
             insecure,
