@@ -355,7 +355,7 @@ def _encoder_server(version_dir: Path, threads: int, max_call: int) -> Iterator[
         address = f"127.0.0.1:{port}"
         environment = {
             "VS_HOST": "127.0.0.1",
-            "VS_ENCODER_PORT": str(port),
+            "VS_ENCODER_PORTS": str(port),
             "VS_ENCODER_MODELS_DIR": str(models_dir),
             "VS_ENCODER_THREADS": str(threads),  # of each runner
             "VS_ENCODER_VARIANT": "fp32",

@@ -34,7 +34,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         **workspace.overrides(workdir),
         "VS_CONFIG": str(cluster_config.DEFAULT_FILE),
         "VS_GATEWAY_PORT": str(gateway),
-        "VS_ENCODER_PORT": str(encoder),
+        "VS_ENCODER_PORTS": str(encoder),
         "VS_TAXONOMY_PORT": str(taxonomy),
         "VS_INDEX_PORTS": f"{shard_a},{shard_b}",
         "VS_INDEX_REPLICAS": "2",  # every partition on both shards

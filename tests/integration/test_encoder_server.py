@@ -37,7 +37,7 @@ TIMEOUT_S = 10.0
 def _environment(models_dir: Path, port: int) -> dict[str, str]:
     return {
         "VS_HOST": "127.0.0.1",
-        "VS_ENCODER_PORT": str(port),
+        "VS_ENCODER_PORTS": str(port),
         "VS_ENCODER_MODELS_DIR": str(models_dir),
         "VS_ENCODER_MAX_BATCH": str(MAX_BATCH),
         "VS_ENCODER_THREADS": "1",
