@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 import grpc
 
 from common import errors
+from common.config import TlsConfig
 from common.serve import channel_options
+from common.tls import channel_credentials
 
 Response = TypeVar("Response")
 
@@ -48,26 +50,43 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.VisualSearchError]] = {
 }
 
 
-def channel(address: str, token: str = "", balanced: bool = False) -> grpc.aio.Channel:
-    """An insecure loopback channel with the cluster's message limits and retry policy.
+def channel(
+    address: str, token: str = "", balanced: bool = False, tls: TlsConfig | None = None
+) -> grpc.aio.Channel:
+    """A channel with the cluster's message limits and retry policy; TLS where `tls` is on.
 
     Args:
         address: host:port of the service, or a target naming several (`balanced_target`).
         token: a bearer token every call on the channel presents; "" presents none.
         balanced: spread calls over every address of the target in turn (round_robin)
             instead of sending them all to the first that connects.
+        tls: the cluster's TLS files: with them the channel trusts the cluster's CA and
+            presents the cluster's certificate (config.tls); None or off: plaintext.
     """
     options: list[tuple[str, Any]] = [
         *channel_options(),
         ("grpc.enable_retries", 1),
         ("grpc.service_config", json.dumps(_BALANCED if balanced else _RETRY)),
     ]
+    if tls is not None and tls.on:
+        options.extend(_tls_name(address))
+        credentials = channel_credentials(tls)
+        return grpc.aio.secure_channel(address, credentials, options, interceptors=_bearer(token))
     return grpc.aio.insecure_channel(address, options=options, interceptors=_bearer(token))
 
 
 def balanced_target(addresses: Sequence[str]) -> str:
     """One channel target for several host:port addresses, for a `balanced` channel."""
     return "ipv4:" + ",".join(addresses)
+
+
+def _tls_name(address: str) -> list[tuple[str, str]]:
+    """A target naming several addresses ("ipv4:h:p,h:p") checks the certificate against the
+    first one's host; a plain host:port is checked against its host already."""
+    if not address.startswith("ipv4:"):
+        return []
+    host = address.removeprefix("ipv4:").split(",")[0].rsplit(":", 1)[0]
+    return [("grpc.ssl_target_name_override", host)]
 
 
 async def call(

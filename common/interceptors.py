@@ -1,4 +1,4 @@
-"""Server interceptors every service shares: errors mapped once, and bearer-token roles."""
+"""Server interceptors every service shares: errors mapped once, bearer-token roles, shedding."""
 
 import contextlib
 import inspect
@@ -15,6 +15,8 @@ from common.errors import InvalidArgument, VisualSearchError
 log = logging.getLogger(__name__)
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
+# Services a full server is never too busy to answer: health checks and reflection.
+_NEVER_SHED = ("/grpc.health.", "/grpc.reflection.")
 # Runs around one call of a handler, given the call's context.
 Around = Callable[[grpc.aio.ServicerContext], contextlib.AbstractAsyncContextManager[None]]
 
@@ -150,3 +152,48 @@ def _stream(inner: Any, around: Around) -> Any:
                 yield response
 
     return stream
+
+
+class ShedInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses a call at once with RESOURCE_EXHAUSTED while `limit` calls are in flight,
+    instead of queueing it without bound; health checks and reflection are never refused.
+
+    (grpc.aio.server's own maximum_concurrent_rpcs would refuse health checks too, and
+    without saying which limit.) The aio server runs every handler on one event loop and the
+    count changes only between awaits, so it is exact without a lock; a call gives its place
+    back however it ends (answered, failed, cancelled).
+    """
+
+    def __init__(self, name: str, limit: int) -> None:
+        if limit < 1:
+            raise InvalidArgument(f"limits.max_in_flight is {limit}; it must be at least 1")
+        self._name = name
+        self._limit = limit
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(_NEVER_SHED):
+            return handler
+        return _wrapped(handler, self._counted)
+
+    @contextlib.asynccontextmanager
+    async def _counted(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        if self._in_flight >= self._limit:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self._name}: {self._in_flight} calls in flight, the limit "
+                f"(limits.max_in_flight, VS_LIMITS_MAX_IN_FLIGHT) is {self._limit}; "
+                "retry later",
+            )
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1

@@ -10,18 +10,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.auth import Tokens
-from common.config import AuthConfig
-from common.interceptors import AuthInterceptor, ErrorInterceptor, check_roles
+from common.config import AuthConfig, LimitsConfig, TlsConfig
+from common.interceptors import AuthInterceptor, ErrorInterceptor, ShedInterceptor, check_roles
+from common.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = LimitsConfig().max_message_bytes
 
 
-def channel_options() -> list[tuple[str, int]]:
+def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    """Message size limits, the same for what is sent and what is received."""
     return [
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
     ]
 
 
@@ -34,6 +36,9 @@ async def serve(
     *,
     roles: Mapping[str, str] | None = None,
     auth: AuthConfig | None = None,
+    tls: TlsConfig | None = None,
+    limits: LimitsConfig | None = None,
+    public: bool = False,
 ) -> None:
     """Serves until SIGTERM or SIGINT, then drains in-flight calls for up to `grace_s`.
 
@@ -47,13 +52,22 @@ async def serve(
         roles: full method name ("/visualsearch.v1.Taxonomy/Edit") to the role a caller's
             token needs for it; methods not named are open.
         auth: where the tokens are; without a tokens file every call is allowed.
+        tls: the cluster's certificate, key and CA; None or off: plaintext.
+        limits: the largest message and the most calls in flight (common.config.LimitsConfig).
+        public: with TLS on, serve callers without a client certificate (the gateway, whose
+            callers present tokens); otherwise only callers with a certificate signed by the
+            cluster's CA are served (mutual TLS).
 
     Raises:
-        InvalidArgument: a bad tokens file, or roles naming a method or role that is unknown.
+        InvalidArgument: a bad tokens file, or roles naming a method or role that is unknown;
+            TLS files missing or unreadable; max_in_flight below 1.
     """
     roles = roles or {}
+    limits = limits or LimitsConfig()
     interceptors = _interceptors(name, roles, auth or AuthConfig())
-    server = grpc.aio.server(interceptors=interceptors, options=channel_options())
+    interceptors.append(ShedInterceptor(name, limits.max_in_flight))
+    options = channel_options(limits.max_message_bytes)
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     services = list(register(server))
     check_roles(roles, [*services, health.SERVICE_NAME, reflection.SERVICE_NAME])
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -61,12 +75,13 @@ async def serve(
     reflection.enable_server_reflection(
         [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    if server.add_insecure_port(address) == 0:
+    tls = tls or TlsConfig()
+    if _bind(server, address, tls, public) == 0:
         raise OSError(f"{name}: cannot bind {address}")
     await server.start()
     for service in ["", *services]:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    log.info("%s serving on %s", name, address)
+    log.info("%s serving on %s (%s)", name, address, _security(tls, public))
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,6 +95,18 @@ async def serve(
     if on_stop is not None:
         await on_stop()
     log.info("%s stopped", name)
+
+
+def _bind(server: grpc.aio.Server, address: str, tls: TlsConfig, public: bool) -> int:
+    if not tls.on:
+        return server.add_insecure_port(address)
+    return server.add_secure_port(address, server_credentials(tls, public))
+
+
+def _security(tls: TlsConfig, public: bool) -> str:
+    if not tls.on:
+        return "plaintext: no tls.cert_file"
+    return "TLS" if public else "mutual TLS: callers need a certificate of the cluster's CA"
 
 
 def _interceptors(

@@ -64,6 +64,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
         stop,
         roles=method_roles(service, {"reader": ["Embed", "GetModel"]}),
         auth=config.auth,
+        tls=config.tls,
+        limits=config.limits,
     )
 
 

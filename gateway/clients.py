@@ -82,12 +82,14 @@ class Cluster:
         self._shard_list, self._replicas = config.shard_addresses, config.index.replicas
         self._taxonomy_address = config.address(config.taxonomy.port)
         self._channels = {
-            address: channel(address, config.auth.token)
+            address: channel(address, config.auth.token, tls=config.tls)
             for address in (self._taxonomy_address, *config.shard_addresses)
         }
         # one channel over every encoder replica, each Embed to the next in turn
         encoders = balanced_target(config.encoder_addresses)
-        self._channels[encoders] = channel(encoders, config.auth.token, balanced=True)
+        self._channels[encoders] = channel(
+            encoders, config.auth.token, balanced=True, tls=config.tls
+        )
         self._encoder = encoder_pb2_grpc.EncoderStub(self._channels[encoders])
         self._taxonomy = taxonomy_pb2_grpc.TaxonomyStub(self._channels[self._taxonomy_address])
         self._shards = {

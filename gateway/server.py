@@ -44,6 +44,9 @@ async def main() -> None:
         on_stop,
         roles=roles(),
         auth=config.auth,
+        tls=config.tls,
+        limits=config.limits,
+        public=True,  # callers present tokens, not the cluster's certificate
     )
 
 

@@ -7,6 +7,7 @@ import grpc
 
 from common import wire
 from common.clients import call, channel, errors_for
+from common.config import TlsConfig
 from common.feed import Change, ItemState, Route
 from common.routing import NodeInfo
 from protos.visualsearch.v1 import taxonomy_pb2, taxonomy_pb2_grpc
@@ -30,8 +31,8 @@ class TreeState:
 class RecordClient:
     """One channel to the taxonomy service, opened once per shard process."""
 
-    def __init__(self, address: str, token: str) -> None:
-        self._channel = channel(address, token)
+    def __init__(self, address: str, token: str, tls: TlsConfig | None = None) -> None:
+        self._channel = channel(address, token, tls=tls)
         self._stub = taxonomy_pb2_grpc.TaxonomyStub(self._channel)
 
     async def close(self) -> None:

@@ -56,7 +56,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         Shard(policy, assignment, index.model_version),
         assignment,
         snapshots,
-        RecordClient(config.address(config.taxonomy.port), config.auth.token),
+        RecordClient(config.address(config.taxonomy.port), config.auth.token, config.tls),
         config.partition_level,
         index.snapshot_every,
     )
@@ -88,6 +88,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
         on_stop,
         roles=method_roles(SERVICE_NAME, ROLES),
         auth=config.auth,
+        tls=config.tls,
+        limits=config.limits,
     )
 
 

@@ -53,6 +53,8 @@ async def main() -> None:
         on_stop,
         roles=roles(),
         auth=config.auth,
+        tls=config.tls,
+        limits=config.limits,
     )
 
 
