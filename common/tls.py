@@ -1,6 +1,8 @@
 """TLS for every port: the server's credentials (mutual for internal services) and the channel's."""
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -46,3 +48,13 @@ def _read(tls: TlsConfig) -> tuple[bytes, bytes, bytes]:
         )
     except OSError as error:
         raise InvalidArgument(f"TLS file unreadable: {error}") from error
+
+
+def blocking_channel(
+    address: str, tls: TlsConfig | None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.Channel:
+    """A synchronous channel for commands and scripts: with the cluster's certificate where
+    `tls` is on, plaintext otherwise."""
+    if tls is None or not tls.on:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, channel_credentials(tls), options=options)

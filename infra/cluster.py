@@ -71,7 +71,7 @@ def up(config: ClusterConfig, timeout_s: float = 120.0) -> dict[str, int]:
         deadline = time.monotonic() + timeout_s
         for service in services(config):
             log = _log(run_dir, service)
-            process.wait_serving(service.address, started[service.name], log, deadline)
+            process.wait_serving(service.address, started[service.name], log, deadline, config.tls)
     except BaseException:
         down(config)
         raise
@@ -94,7 +94,9 @@ def down(config: ClusterConfig) -> None:
 
 def status(config: ClusterConfig) -> dict[str, str]:
     """Each service's health as its server reports it (or why it cannot be asked)."""
-    return {service.name: process.health(service.address) for service in services(config)}
+    return {
+        service.name: process.health(service.address, config.tls) for service in services(config)
+    }
 
 
 def _log(run_dir: Path, service: Service) -> Path:

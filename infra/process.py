@@ -15,6 +15,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import config
+from common.config import TlsConfig
+from common.tls import blocking_channel
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,14 +54,18 @@ def spawn(
 
 
 def wait_serving(
-    address: str, process: subprocess.Popen[bytes], log: Path, deadline: float
+    address: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    deadline: float,
+    tls: TlsConfig | None = None,
 ) -> None:
-    """Returns once the process reports SERVING on grpc.health.v1.
+    """Returns once the process reports SERVING on grpc.health.v1 (asked over TLS if `tls`).
 
     Raises:
         RuntimeError: the process exited, or did not serve by `deadline`; with its log's tail.
     """
-    while health(address) != "SERVING":
+    while health(address, tls) != "SERVING":
         if process.poll() is not None:
             raise RuntimeError(f"{address} exited ({process.returncode}):\n{tail(log)}")
         if time.monotonic() > deadline:
@@ -73,10 +81,15 @@ def start(
     env: Mapping[str, str] | None = None,
     timeout_s: float = 60.0,
 ) -> subprocess.Popen[bytes]:
-    """Spawns a service and waits until it serves; stops it again if it does not."""
+    """Spawns a service and waits until it serves; stops it again if it does not.
+
+    The health check speaks TLS where the service's configuration (`env` over this
+    process's) turns it on.
+    """
+    tls = config.load(environ={**os.environ, **(env or {})}).tls
     process = spawn(module, args, log, env)
     try:
-        wait_serving(address, process, log, time.monotonic() + timeout_s)
+        wait_serving(address, process, log, time.monotonic() + timeout_s, tls)
     except BaseException:
         stop(process)
         raise
@@ -94,9 +107,12 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> int:
     return process.wait()
 
 
-def health(address: str) -> str:
-    """The server's overall health status name, or why it could not be asked."""
-    with grpc.insecure_channel(address) as channel:
+def health(address: str, tls: TlsConfig | None = None) -> str:
+    """The server's overall health status name, or why it could not be asked.
+
+    With `tls` on, asks with the cluster's certificate, as an internal service requires.
+    """
+    with blocking_channel(address, tls) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=1.0

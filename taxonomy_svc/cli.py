@@ -15,6 +15,7 @@ from rich.console import Console
 from common import config
 from common.errors import VisualSearchError
 from common.serve import channel_options
+from common.tls import blocking_channel
 from protos.visualsearch.v1 import taxonomy_pb2 as pb
 from protos.visualsearch.v1.taxonomy_pb2_grpc import TaxonomyStub
 from taxonomy_svc import cli_show as show
@@ -77,15 +78,14 @@ def main(
 ) -> None:
     """Reads and edits the taxonomy through its service."""
     err = Console(stderr=True)
-    if address is None or token is None:
-        try:
-            cluster = config.load()
-        except VisualSearchError as error:
-            err.print(f"config: {error}", style="red", markup=False)
-            raise typer.Exit(EXIT_FAILED) from None
+    try:
+        cluster = config.load()  # also says whether the cluster speaks TLS
         address = address or cluster.address(cluster.taxonomy.port)
-        token = token if token is not None else cluster.auth.token
-    channel = ctx.with_resource(grpc.insecure_channel(address, options=channel_options()))
+        channel = ctx.with_resource(blocking_channel(address, cluster.tls, channel_options()))
+    except VisualSearchError as error:
+        err.print(f"config: {error}", style="red", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    token = token if token is not None else cluster.auth.token
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     ctx.obj = _Session(TaxonomyStub(channel), metadata, timeout, Console(), err)
 
