@@ -1,4 +1,4 @@
-"""Dynamic batching: the images of concurrent requests in one model run (N images or T ms)."""
+"""Dynamic batching: the images that queue while the model runs go through it in one run."""
 
 import collections
 import dataclasses
@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from typing import Protocol
 
 import numpy as np
+import prometheus_client
 
 Outputs = tuple[np.ndarray, np.ndarray]
 
@@ -41,6 +42,16 @@ class _Batch:
 
 _Share = tuple[_Batch, list[_Part]]  # consecutive parts of a batch, run together
 
+BATCH_IMAGES = prometheus_client.Histogram(
+    "visualsearch_encoder_batch_images",
+    "Images in one model run (a share of a batch; cancelled callers' images left out).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+QUEUE_IMAGES = prometheus_client.Gauge(
+    "visualsearch_encoder_queue_images",
+    "Images reserved in batches and not yet running through the model.",
+)
+
 
 class Slot:
     """Rows reserved in a batch: write them in place (`rows`), then call `written`."""
@@ -68,9 +79,12 @@ class Slot:
 class Batcher:
     """Runs reserved rows through their model in batches, on `runners` worker threads.
 
-    A batch opens with the first reservation and takes the next ones until it holds
-    `max_images` rows or it has been open `max_wait_s`. A batch holds rows of one model only,
-    so switching models happens between batches and a part never sees two.
+    A batch opens with the first reservation and runs as soon as a worker is free and its
+    rows are written: a lone part on an idle batcher starts at once, and the parts that come
+    while every worker is busy gather in one batch until a worker frees or it holds
+    `max_images` rows. A batch whose rows are still being written takes more reservations
+    for up to `max_wait_s` after it opened. A batch holds rows of one model only, so
+    switching models happens between batches and a part never sees two.
 
     Callers write their rows straight into the batch (`reserve`, then `Slot.written`), on
     their own threads, while the workers run the previous batches: a worker's only work
@@ -139,6 +153,7 @@ class Batcher:
             batch.parts.append(part)
             batch.used += count
             batch.unwritten += 1
+            QUEUE_IMAGES.inc(count)
             if batch.used == self.max_images:
                 self._close(batch)
         return Slot(self, batch, part)
@@ -170,7 +185,7 @@ class Batcher:
     def _written(self, batch: _Batch) -> None:
         with self._changed:
             batch.unwritten -= 1
-            if batch.unwritten == 0 and batch is not self._open:
+            if batch.unwritten == 0:  # it may run, closed or open
                 self._changed.notify()
 
     def _loop(self) -> None:
@@ -187,8 +202,9 @@ class Batcher:
                 self._idle -= 1
 
     def _wait_for_share(self) -> _Share | None:
-        """Waits for a share, or for the oldest closed batch once written to share out. Holds
-        the lock."""
+        """Waits for a share, or for the oldest closed batch once written to share out; closes
+        the open batch once written (or past its wait), since this worker is free. Holds the
+        lock."""
         while True:
             if self._shares:
                 return self._shares.popleft()
@@ -200,11 +216,12 @@ class Batcher:
                     self._changed.notify(len(others))
                     return first
                 timeout = None  # its writers notify
-            elif self._open is not None:
-                timeout = self._open.opened + self._max_wait_s - time.monotonic()
-                if timeout <= 0 or self._stopping:
-                    self._close(self._open)
+            elif (taking := self._open) is not None:
+                timeout = taking.opened + self._max_wait_s - time.monotonic()
+                if taking.unwritten == 0 or timeout <= 0 or self._stopping:
+                    self._close(taking)
                     continue
+                # else its writers notify, or the wait ends
             elif self._stopping:
                 return None
             else:
@@ -223,6 +240,7 @@ def _split(batch: _Batch, pieces: int) -> list[_Share]:
 
 def _run(batch: _Batch, parts: list[_Part]) -> None:
     """One model run for the parts still wanted; each gets its own rows of every output."""
+    QUEUE_IMAGES.dec(parts[-1].stop - parts[0].start)  # a share's parts are consecutive
     wanted = [part for part in parts if part.future.set_running_or_notify_cancel()]
     if not wanted:
         return
@@ -231,6 +249,7 @@ def _run(batch: _Batch, parts: list[_Part]) -> None:
             inputs = batch.rows[parts[0].start : parts[-1].stop]
         else:  # a caller cancelled: its rows do not run
             inputs = np.concatenate([batch.rows[part.start : part.stop] for part in wanted])
+        BATCH_IMAGES.observe(len(inputs))
         outputs = batch.model.embed(inputs)
     except Exception as error:  # every caller of this batch hears of the failure
         for part in wanted:

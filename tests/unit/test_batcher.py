@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 
 import numpy as np
+import prometheus_client
 import pytest
 
-from encoder_svc.batcher import Batcher, Outputs
+from encoder_svc.batcher import Batcher, Outputs, Slot
 
 WAIT_S = 30.0  # a guard against a hang, not a timing assertion
 
@@ -60,6 +61,20 @@ def batcher() -> Iterator[Batcher]:
     batcher.close()
 
 
+def _reserved(batcher: Batcher, model: Recorder | Meeting, sizes: list[int]) -> list[Slot]:
+    """Slots of `sizes` rows reserved before any is written, so that they share a batch
+    whether or not a runner is free; then written, rows numbered on from 0."""
+    slots = [batcher.reserve(model, size, (3,)) for size in sizes]
+    for slot, start in zip(slots, np.cumsum([0, *sizes[:-1]]), strict=True):
+        slot.rows[...] = _rows(start, len(slot.rows))
+        slot.written()
+    return slots
+
+
+def _sample(name: str) -> float:
+    return prometheus_client.REGISTRY.get_sample_value(name) or 0.0
+
+
 def _held(batcher: Batcher, model: Recorder) -> Future[Outputs]:
     """A first part whose run is under way and held, so that the next parts queue up."""
     first = batcher.submit(model, _rows(0, 1))
@@ -106,10 +121,47 @@ def test_parts_of_different_models_never_share_a_run(batcher: Batcher) -> None:
 def test_a_full_batch_runs_without_waiting_out_the_delay() -> None:
     batcher = Batcher(max_images=4, max_wait_s=3600.0)
     model = Recorder()
-    futures = [batcher.submit(model, _rows(0, 1)), batcher.submit(model, _rows(1, 3))]
+    futures = [slot.future for slot in _reserved(batcher, model, [1, 3])]
     assert [len(f.result(WAIT_S)[0]) for f in futures] == [1, 3]
     assert model.runs == [4]
     batcher.close()
+
+
+def test_a_lone_part_starts_at_once_when_a_runner_is_free() -> None:
+    batcher = Batcher(max_images=8, max_wait_s=30.0)  # the old batcher waited the 30 s out
+    rows, _ = batcher.submit(Recorder(), _rows(0, 1)).result(timeout=5.0)
+    assert np.array_equal(rows, _rows(0, 1))
+    batcher.close()
+
+
+def test_parts_queued_while_the_runner_is_busy_run_together_once_it_frees() -> None:
+    batcher = Batcher(max_images=8, max_wait_s=30.0)
+    model = Recorder(hold_first=True)
+    first = _held(batcher, model)
+    queued = [batcher.submit(model, _rows(s, n)) for s, n in [(1, 1), (2, 2), (4, 1)]]
+    model.release.set()
+    first.result(WAIT_S)
+    for (start, size), future in zip([(1, 1), (2, 2), (4, 1)], queued, strict=True):
+        assert np.array_equal(future.result(timeout=5.0)[0], _rows(start, size))
+    assert model.runs == [1, 4]
+    batcher.close()
+
+
+def test_the_metrics_count_queued_images_and_images_per_run() -> None:
+    runs, images = (_sample(f"visualsearch_encoder_batch_images_{s}") for s in ("count", "sum"))
+    queued = _sample("visualsearch_encoder_queue_images")
+    batcher = Batcher(max_images=8, max_wait_s=30.0)
+    model = Recorder(hold_first=True)
+    _held(batcher, model)
+    waiting = [batcher.submit(model, _rows(0, 3)), batcher.submit(model, _rows(3, 2))]
+    assert _sample("visualsearch_encoder_queue_images") == queued + 5
+    model.release.set()
+    for future in waiting:
+        future.result(WAIT_S)
+    batcher.close()
+    assert _sample("visualsearch_encoder_queue_images") == queued
+    assert _sample("visualsearch_encoder_batch_images_count") == runs + 2
+    assert _sample("visualsearch_encoder_batch_images_sum") == images + 6
 
 
 def _until_idle(batcher: Batcher, runners: int) -> None:
@@ -134,9 +186,9 @@ def test_idle_runners_share_a_batch_by_whole_parts() -> None:
     model = Meeting()
     sizes = [1, 1, 2, 1]  # 5 rows: the full batch runs as two shares, met at the barrier
     starts = np.cumsum([0, *sizes[:-1]])
-    futures = [batcher.submit(model, _rows(s, n)) for s, n in zip(starts, sizes, strict=True)]
-    for start, size, future in zip(starts, sizes, futures, strict=True):
-        assert np.array_equal(future.result(WAIT_S)[0], _rows(start, size))
+    slots = _reserved(batcher, model, sizes)
+    for start, size, slot in zip(starts, sizes, slots, strict=True):
+        assert np.array_equal(slot.future.result(WAIT_S)[0], _rows(start, size))
     assert sorted(model.runs) == [2, 3]
     batcher.close()
 
