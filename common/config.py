@@ -32,7 +32,9 @@ class EncoderConfig:
     threads: int = 0
     variant: str = "fp32"  # the file served: fp32 (model.onnx) or int8 (model.int8.onnx)
     batch_images: int = 64  # images of concurrent Embed calls run through the model together
-    batch_wait_ms: float = 5.0  # longest an image waits for others to fill its batch
+    # longest a batch still being written takes more images; a free runner takes a written
+    # batch at once, so batches form from the images that queue while every runner is busy
+    batch_wait_ms: float = 5.0
     decode_threads: int = 2  # threads decoding large calls' images while the model runs
     decode_inline_bytes: int = 131_072  # calls up to this size decode on the event loop
     batch_runners: int = 2  # batches run through the model at once, each on its own thread
