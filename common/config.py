@@ -88,6 +88,9 @@ class GatewayConfig:
     route_mass: float = 0.9  # search partitions until their leaves hold this probability
     max_partitions: int = 3
     max_ingest: int = 1000  # items in one Ingest call
+    max_batch: int = 32  # queries in one SearchMany call
+    eject_after: int = 3  # a shard that fails this many searches in a row is left out...
+    probe_s: float = 1.0  # ...and its health checked this often until it serves again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +127,7 @@ class ClusterConfig:
     partition_level: int = 2  # depth of the taxonomy node each partition serves
     grace_s: float = 5.0  # how long SIGTERM waits for in-flight calls
     run_dir: str = "var/run"  # pid file and service logs of a cluster started by infra
+    metrics_offset: int = 1000  # each process's /metrics is on its gRPC port + this; 0: off
     encoder: EncoderConfig = EncoderConfig()
     index: IndexConfig = IndexConfig()
     taxonomy: TaxonomyConfig = TaxonomyConfig()

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common import vectors, wire
 from common.clients import balanced_target, call, channel, errors_for
@@ -212,6 +213,13 @@ class Cluster:
             )
             for v in reply.vectors
         ]
+
+    async def serving(self, shard: str, timeout: float) -> bool:
+        """Whether the shard's health service says it serves."""
+        request = health_pb2.HealthCheckRequest(service="")
+        stub = health_pb2_grpc.HealthStub(self._channels[shard])
+        reply = await call(stub.Check, request, timeout, f"shard {shard}")
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
     async def caught_up(self, shard: str, seq: int, timeout: float) -> None:
         """Returns once the shard has applied the feed up to `seq`."""

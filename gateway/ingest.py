@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from common import vectors
 from common.config import ClusterConfig
 from common.deadline import Deadline
-from common.errors import InvalidArgument, ItemFailure, Unavailable, VisualSearchError
+from common.errors import InvalidArgument, ItemFailure, VisualSearchError
+from gateway import limits
 from gateway.clients import Cluster, Embedded, Item
 
 INGEST_DEADLINE_S = 60.0
@@ -38,23 +39,24 @@ class Writer:
         self._config = config
 
     async def ingest(
-        self, items: Sequence[NewItem], wait_visible: bool = False
+        self, items: Sequence[NewItem], wait_visible: bool = False, time_left: float | None = None
     ) -> tuple[int, list[ItemFailure], int]:
         """Embeds and records items; returns how many landed, which failed, and the feed
         position of the commit (0 if nothing landed).
 
         An item is acknowledged once the record's commit of it (vector included) is durable;
-        with `wait_visible`, once every shard has applied that commit as well.
+        with `wait_visible`, once every shard has applied that commit as well. A call whose
+        every item fails answers with each item's failure, as one where some do.
+
+        Raises:
+            InvalidArgument: no items, or more than gateway.max_ingest.
         """
-        limit = self._config.gateway.max_ingest
-        if not items:
-            raise InvalidArgument("no items to ingest")
-        if len(items) > limit:
-            raise InvalidArgument(f"{len(items)} items in one call; the limit is {limit}")
-        deadline = Deadline(INGEST_DEADLINE_S)
+        gateway = self._config.gateway
+        limits.check_count(len(items), "items to ingest", gateway.max_ingest, "gateway.max_ingest")
+        deadline = Deadline(INGEST_DEADLINE_S, time_left)
         failures = {
-            i: ItemFailure(i, item.id, "INVALID_ARGUMENT", reason)
-            for i, item, reason in _refusals(items)
+            i: ItemFailure.of(i, items[i].id, error)
+            for i, error in _refusals(items, self._config).items()
         }
         todo = [i for i in range(len(items)) if i not in failures]
         embedded = await self._embed(items, todo, deadline)
@@ -72,17 +74,22 @@ class Writer:
             )
             for failure in refused:
                 i = order[failure.index]
-                failures[i] = ItemFailure(i, items[i].id, failure.code, failure.message)
+                failures[i] = failure.at(i, items[i].id)
         if wait_visible and seq:
             await self._visible(seq, deadline)
         return len(items) - len(failures), sorted(failures.values(), key=lambda f: f.index), seq
 
-    async def delete(self, ids: Sequence[str], wait_visible: bool = False) -> tuple[int, int]:
+    async def delete(
+        self, ids: Sequence[str], wait_visible: bool = False, time_left: float | None = None
+    ) -> tuple[int, int]:
         """Deletes items from the record (the shards follow); returns how many it knew and
         the feed position of the commit."""
-        if not ids or not all(ids):
-            raise InvalidArgument("ids must be given and non-empty")
-        deadline = Deadline(self._config.gateway.deadline_s)
+        limits.check_count(
+            len(ids), "ids to delete", self._config.gateway.max_ingest, "gateway.max_ingest"
+        )
+        if not all(ids):
+            raise InvalidArgument("an id to delete is empty")
+        deadline = Deadline(self._config.gateway.deadline_s, time_left)
         deleted, seq = await self._cluster.delete_items(ids, deadline.left())
         if wait_visible and seq:
             await self._visible(seq, deadline)
@@ -92,7 +99,8 @@ class Writer:
         """Waits until every shard has applied the feed up to `seq`.
 
         Raises:
-            Unavailable: a shard did not get there in time (the write itself is recorded).
+            VisualSearchError: with the code of a shard that did not get there (in time);
+                the write itself is recorded.
         """
         shards = self._config.shard_addresses
         answers = await asyncio.gather(
@@ -100,8 +108,8 @@ class Writer:
             return_exceptions=True,
         )
         for shard, answer in zip(shards, answers, strict=True):
-            if isinstance(answer, VisualSearchError):
-                raise Unavailable(
+            if isinstance(answer, VisualSearchError):  # the shard's own code, said in full
+                raise type(answer)(
                     f"recorded at seq {seq}, but shard {shard} has not applied it: {answer}"
                 )
             if isinstance(answer, BaseException):
@@ -125,10 +133,10 @@ class Writer:
 
 def _item(i: int, new: NewItem, outcome: Embedded, version: str) -> Item | ItemFailure:
     """The item to record with its embedding, or why it has none."""
-    if outcome.failure is not None or outcome.vector is None:
-        failure = outcome.failure
-        code, message = (failure.code, failure.message) if failure else ("INTERNAL", "no vector")
-        return ItemFailure(i, new.id, code, message)
+    if outcome.failure is not None:
+        return outcome.failure.at(i, new.id)
+    if outcome.vector is None:
+        return ItemFailure.of(i, new.id, VisualSearchError("the encoder gave no vector"))
     return Item(
         new.id,
         new.leaf,
@@ -142,16 +150,19 @@ def _item(i: int, new: NewItem, outcome: Embedded, version: str) -> Item | ItemF
     )
 
 
-def _refusals(items: Sequence[NewItem]) -> list[tuple[int, NewItem, str]]:
-    """Items refused before any work: no id, an id seen earlier in the batch, no image."""
-    refused = []
+def _refusals(items: Sequence[NewItem], config: ClusterConfig) -> dict[int, InvalidArgument]:
+    """Items refused before any work, by position: no id, an id seen earlier in the batch, no
+    image or one over the size limit."""
+    refused: dict[int, InvalidArgument] = {}
     seen: set[str] = set()
     for i, item in enumerate(items):
-        if not item.id:
-            refused.append((i, item, "id is empty"))
-        elif item.id in seen:
-            refused.append((i, item, f"id {item.id!r} appears twice in the batch"))
-        elif not item.image:
-            refused.append((i, item, "image is empty"))
+        try:
+            if not item.id:
+                raise InvalidArgument("id is empty")
+            if item.id in seen:
+                raise InvalidArgument(f"id {item.id!r} appears twice in the batch")
+            limits.check_image(item.image, config)
+        except InvalidArgument as error:
+            refused[i] = error
         seen.add(item.id)
     return refused

@@ -2,7 +2,7 @@
 gateway's view of the tree."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from common import paths
@@ -105,13 +105,3 @@ def partitions_for_categories(categories: Sequence[str], view: TreeView) -> list
             if node == serving and paths.is_within(view.names[node], category):
                 chosen[node] = None
     return list(chosen)
-
-
-def by_shard(partitions: Iterable[str], routes: Routes, turn: int = 0) -> dict[str, list[str]]:
-    """Groups partitions by the shard asked for each: replica number `turn` (round) of those
-    serving it."""
-    grouped: dict[str, list[str]] = defaultdict(list)
-    for partition in partitions:
-        holders = routes.serving(partition)
-        grouped[holders[turn % len(holders)]].append(partition)
-    return dict(grouped)

@@ -1,21 +1,25 @@
 """The gateway's read flows: search by image and similar products."""
 
 import asyncio
+import itertools
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import numpy as np
 
 from common import paths
 from common.config import ClusterConfig
 from common.deadline import Deadline
-from common.errors import InvalidArgument, NotFound, VisualSearchError
+from common.errors import InvalidArgument, ItemFailure, NoAnswer, NotFound, VisualSearchError
 from common.routing import BELIEF
-from gateway.clients import Cluster, LeafProbs, Neighbour, Ranked, StoredVector
+from gateway import limits, metrics
+from gateway.clients import Cluster, Embedded, LeafProbs, Neighbour, Ranked, StoredVector
 from gateway.follower import TreeFollower
-from gateway.routing import TreeView, by_shard, partitions_for_categories, partitions_for_leaves
+from gateway.health import ShardHealth
+from gateway.routing import TreeView, partitions_for_categories, partitions_for_leaves
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,14 +41,25 @@ class SearchResult:
         return bool(self.failed_shards)
 
 
-class Gateway:
-    """Runs the flows of DESIGN.md over the cluster's services; holds no state of its own."""
+@dataclass(frozen=True)
+class Query:
+    """One search of a batch: by an image, or by a catalog item's stored vector."""
 
-    def __init__(self, cluster: Cluster, config: ClusterConfig, tree: TreeFollower) -> None:
+    image: bytes = b""
+    product_id: str = ""
+
+
+class Gateway:
+    """Runs the flows of DESIGN.md over the cluster's services; holds no state of its own
+    beyond which shards are left out of searches for now (`health`)."""
+
+    def __init__(
+        self, cluster: Cluster, config: ClusterConfig, tree: TreeFollower, health: ShardHealth
+    ) -> None:
         self._cluster = cluster
         self._config = config
-        self._shards = config.shard_addresses
         self._tree = tree
+        self._health = health
         self._turn = 0  # which replica of each partition the next search asks first
 
     async def search_by_image(
@@ -57,10 +72,94 @@ class Gateway:
     ) -> SearchResult:
         """Embeds the image and searches the partitions of its most likely leaves."""
         k = self._checked_k(k)
-        if not image:
-            raise InvalidArgument("image is empty")
+        limits.check_image(image, self._config)
         deadline = Deadline(self._config.gateway.deadline_s, time_left)
         version, (embedded,) = await self._cluster.embed([image], 0, deadline.left())
+        return await self._search_embedded(embedded, version, k, categories, deadline, min_seq)
+
+    async def search_many(
+        self,
+        queries: Sequence[Query],
+        k: int,
+        categories: Sequence[str],
+        time_left: float | None = None,
+        min_seq: int = 0,
+    ) -> list[SearchResult | ItemFailure]:
+        """Several searches at once, the images embedded together; one answer per query, in
+        order, a failed query's own failure in its place (a shard without an answer makes
+        its result partial, as for one search).
+
+        Raises:
+            InvalidArgument: no queries, more than gateway.max_batch, or k out of range.
+        """
+        limits.check_count(
+            len(queries), "queries", self._config.gateway.max_batch, "gateway.max_batch"
+        )
+        k = self._checked_k(k)
+        metrics.BATCH.observe(len(queries))
+        deadline = Deadline(self._config.gateway.deadline_s, time_left)
+        embedded = await self._embed_images(queries, deadline)
+
+        async def one(query: Query, i: int) -> SearchResult:
+            if i in embedded:
+                outcome = embedded[i]
+                if isinstance(outcome, VisualSearchError):
+                    raise outcome
+                version, found = outcome
+                return await self._search_embedded(found, version, k, categories, deadline, min_seq)
+            if query.product_id:
+                return await self._similar(query.product_id, k, categories, deadline, min_seq)
+            raise InvalidArgument("a query needs an image or a product_id")
+
+        answers = await _each(one(query, i) for i, query in enumerate(queries))
+        return [
+            ItemFailure.of(i, query.product_id, answer)
+            if isinstance(answer, VisualSearchError)
+            else answer
+            for i, (query, answer) in enumerate(zip(queries, answers, strict=True))
+        ]
+
+    async def _embed_images(
+        self, queries: Sequence[Query], deadline: Deadline
+    ) -> dict[int, tuple[str, Embedded] | VisualSearchError]:
+        """The embedding of every query by image, by position, in encoder-sized calls; an
+        image over the limit, or a call that failed, stands as its error."""
+        outcomes: dict[int, tuple[str, Embedded] | VisualSearchError] = {}
+        todo = []
+        for i, query in enumerate(queries):
+            if query.image:
+                try:
+                    limits.check_image(query.image, self._config)
+                    todo.append(i)
+                except InvalidArgument as error:
+                    outcomes[i] = error
+        size = self._config.encoder.max_batch
+        chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
+        calls = [
+            self._cluster.embed([queries[i].image for i in chunk], 0, deadline.left())
+            for chunk in chunks
+        ]
+        for chunk, answer in zip(chunks, await _each(calls), strict=True):
+            for n, i in enumerate(chunk):
+                outcomes[i] = (
+                    answer
+                    if isinstance(answer, VisualSearchError)
+                    else (
+                        answer[0],
+                        answer[1][n],
+                    )
+                )
+        return outcomes
+
+    async def _search_embedded(
+        self,
+        embedded: Embedded,
+        version: str,
+        k: int,
+        categories: Sequence[str],
+        deadline: Deadline,
+        min_seq: int,
+    ) -> SearchResult:
         if embedded.failure is not None:
             raise InvalidArgument(f"image: {embedded.failure.message}")
         assert embedded.vector is not None
@@ -78,9 +177,14 @@ class Gateway:
     ) -> SearchResult:
         """Searches with a catalog item's stored vector, the item itself left out."""
         k = self._checked_k(k)
+        deadline = Deadline(self._config.gateway.deadline_s, time_left)
+        return await self._similar(product_id, k, categories, deadline, min_seq)
+
+    async def _similar(
+        self, product_id: str, k: int, categories: Sequence[str], deadline: Deadline, min_seq: int
+    ) -> SearchResult:
         if not product_id:
             raise InvalidArgument("product_id is empty")
-        deadline = Deadline(self._config.gateway.deadline_s, time_left)
         items, _ = await self._cluster.get_items([product_id], deadline.left())
         if not items:
             raise NotFound(f"product {product_id!r} is not in the catalog")
@@ -110,19 +214,20 @@ class Gateway:
         partition = tree.partition_of(leaf)
         if partition is None:
             return None
-        error: VisualSearchError | None = None
-        for shard in tree.routes.serving(str(partition)):
+        error: NoAnswer | None = None
+        for shard in self._health.order(tree.routes.serving(str(partition)), 0):
             try:
                 found = await self._cluster.fetch(
                     shard, [product_id], deadline.left(SHARD_SHARE), min_seq
                 )
-            except VisualSearchError as failure:
+            except NoAnswer as failure:
                 log.warning("fetch on %s failed: %s", shard, failure)
+                self._health.failed(shard)
                 error = failure
                 continue
+            self._health.answered(shard)
             return found[0] if found else None
-        assert error is not None
-        raise error
+        raise error or NoAnswer(f"every shard serving {tree.names.get(partition)} is left out")
 
     def _checked_k(self, k: int) -> int:
         limit = self._config.gateway.max_k
@@ -214,21 +319,36 @@ class Gateway:
         deadline: Deadline,
         min_seq: int,
     ) -> tuple[list[Neighbour], list[str]]:
-        """Asks one replica of every partition at once; the partitions of a replica that fails
-        are asked of their next replica, within the deadline. Returns the neighbours and the
-        shards that failed where no replica answered for their partitions."""
+        """Asks one replica of every partition at once; the partitions of a replica that gives
+        no answer (or no longer holds them) are asked of their next replica, within the
+        deadline. Shards left out by `health` are not asked.
+
+        Returns:
+            The neighbours, and the shards that gave no answer for a partition no replica
+            answered for (the answer is partial).
+
+        Raises:
+            VisualSearchError: a shard refused the query (a vector of another width, say):
+                the caller's error, with the shard's status code.
+        """
         self._turn += 1
         turn = self._turn  # this call's own: concurrent searches move self._turn on
-        pending = [str(partition) for partition in partitions]
-        tried: dict[str, list[str]] = {}  # partition -> the shards that failed it
+        replicas = {
+            str(p): self._health.order(tree.routes.serving(str(p)), turn) for p in partitions
+        }
+        tried: dict[str, list[str]] = {p: [] for p in replicas}  # the shards asked in vain
+        unanswered = set(replicas)
         neighbours: list[Neighbour] = []
         candidates = self._config.gateway.candidates
-        for attempt in range(len(self._shards)):
-            asked = [p for p in pending if attempt < len(tree.routes.serving(p))]
-            if not asked:
+        asked = 0
+        for attempt in itertools.count():
+            groups: dict[str, list[str]] = defaultdict(list)
+            for partition in sorted(unanswered):
+                if attempt < len(replicas[partition]):
+                    groups[replicas[partition][attempt]].append(partition)
+            if not groups:
                 break
-            pending = [p for p in pending if p not in asked]  # every replica failed them
-            groups = by_shard(asked, tree.routes, turn + attempt)
+            asked += len(groups)
             timeout = deadline.left(SHARD_SHARE)
             answers = await _each(
                 self._cluster.search(
@@ -237,27 +357,40 @@ class Gateway:
                 for shard, parts in groups.items()
             )
             for (shard, parts), answer in zip(groups.items(), answers, strict=True):
-                if isinstance(answer, VisualSearchError):
+                if isinstance(answer, NoAnswer):
                     log.warning("search on %s failed: %s", shard, answer)
-                    unanswered = parts
+                    self._health.failed(shard)
+                    missing = parts
+                elif isinstance(answer, VisualSearchError):
+                    raise answer
                 else:  # a partition the shard does not hold: routing moved on, ask the next
-                    found, unanswered = answer
+                    self._health.answered(shard)
+                    found, missing = answer
                     neighbours.extend(found)
-                pending += unanswered
-                for part in unanswered:
-                    tried.setdefault(part, []).append(shard)
-        failed = sorted({shard for part in pending for shard in tried[part]})
-        return neighbours, failed
+                unanswered -= set(parts) - set(missing)
+                for part in missing:
+                    tried[part].append(shard)
+        metrics.FANOUT.observe(asked)
+        failed = {
+            shard
+            for part in unanswered
+            for shard in tried[part] or tree.routes.serving(part)  # all left out: none asked
+        }
+        if failed:
+            metrics.PARTIAL.inc()
+        return neighbours, sorted(failed)
 
 
 async def _each(calls: Iterable[Awaitable[T]]) -> list[T | VisualSearchError]:
-    """Runs the calls at once; one that fails with a project error stands as that error (a
-    shard that did not answer), any other exception (a bug) is raised."""
+    """Runs the calls at once; one that fails with a project error stands as that error, any
+    other exception (a bug) is raised. Cancelling the caller cancels every call."""
     answers = await asyncio.gather(*calls, return_exceptions=True)
+    found: list[T | VisualSearchError] = []
     for answer in answers:
         if isinstance(answer, BaseException) and not isinstance(answer, VisualSearchError):
             raise answer
-    return cast(list[T | VisualSearchError], answers)
+        found.append(answer)
+    return found
 
 
 def _inside(path: str, categories: Sequence[str]) -> bool:

@@ -9,6 +9,7 @@ from common.errors import VisualSearchError
 from common.serve import run, serve
 from gateway.clients import Cluster
 from gateway.follower import TreeFollower
+from gateway.health import ShardHealth
 from gateway.ingest import Writer
 from gateway.search import Gateway
 from gateway.service import VisualSearchService, roles
@@ -21,18 +22,23 @@ async def main() -> None:
     config = cluster_config.load()
     cluster = Cluster(config)
     tree = TreeFollower(cluster)
+    gateway = config.gateway
+    health = ShardHealth(cluster.serving, gateway.eject_after, gateway.probe_s)
     try:
         await tree.start(START_S)  # the gateway serves once it knows the tree
     except VisualSearchError as error:
         raise SystemExit(f"gateway cannot start: {error}") from None
+    health.start()
 
     def register(server: grpc.aio.Server) -> Iterable[str]:
         gateway_pb2_grpc.add_VisualSearchServicer_to_server(
-            VisualSearchService(Gateway(cluster, config, tree), Writer(cluster, config)), server
+            VisualSearchService(Gateway(cluster, config, tree, health), Writer(cluster, config)),
+            server,
         )
         return [gateway_pb2.DESCRIPTOR.services_by_name["VisualSearch"].full_name]
 
     async def on_stop() -> None:
+        await health.stop()
         await tree.stop()
         await cluster.close()
 
@@ -46,6 +52,7 @@ async def main() -> None:
         auth=config.auth,
         tls=config.tls,
         limits=config.limits,
+        metrics_offset=config.metrics_offset,
         public=True,  # callers present tokens, not the cluster's certificate
     )
 

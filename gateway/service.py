@@ -5,12 +5,16 @@ from typing import cast
 import grpc
 
 from common.auth import method_roles
+from common.errors import ItemFailure
 from common.wire import item_error_pb
 from gateway.ingest import NewItem, Writer
-from gateway.search import Gateway, SearchResult
+from gateway.search import Gateway, Query, SearchResult
 from protos.visualsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
-ROLES = {"reader": ["SearchByImage", "SimilarProducts"], "writer": ["Ingest", "DeleteProducts"]}
+ROLES = {
+    "reader": ["SearchByImage", "SimilarProducts", "SearchMany"],
+    "writer": ["Ingest", "DeleteProducts"],
+}
 
 
 def roles() -> dict[str, str]:
@@ -47,6 +51,22 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
         )
         return _search_pb(result)
 
+    async def SearchMany(
+        self, request: gateway_pb2.SearchManyRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SearchManyResponse:
+        queries = [Query(query.image, query.product_id) for query in request.queries]
+        answers = await self._gateway.search_many(
+            queries, request.k, list(request.categories), context.time_remaining(), request.min_seq
+        )
+        return gateway_pb2.SearchManyResponse(
+            answers=[
+                gateway_pb2.SearchAnswer(error=item_error_pb(answer))
+                if isinstance(answer, ItemFailure)
+                else gateway_pb2.SearchAnswer(response=_search_pb(answer))
+                for answer in answers
+            ]
+        )
+
     async def Ingest(
         self, request: gateway_pb2.IngestRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.IngestResponse:
@@ -54,7 +74,9 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
             NewItem(item.id, item.image, item.leaf, item.title, item.colour, item.usage)
             for item in request.items
         ]
-        ingested, failures, seq = await self._writer.ingest(items, request.wait_visible)
+        ingested, failures, seq = await self._writer.ingest(
+            items, request.wait_visible, context.time_remaining()
+        )
         return gateway_pb2.IngestResponse(
             ingested=ingested, errors=[item_error_pb(failure) for failure in failures], seq=seq
         )
@@ -62,7 +84,9 @@ class VisualSearchService(gateway_pb2_grpc.VisualSearchServicer):
     async def DeleteProducts(
         self, request: gateway_pb2.DeleteProductsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.DeleteProductsResponse:
-        deleted, seq = await self._writer.delete(list(request.ids), request.wait_visible)
+        deleted, seq = await self._writer.delete(
+            list(request.ids), request.wait_visible, context.time_remaining()
+        )
         return gateway_pb2.DeleteProductsResponse(deleted=deleted, seq=seq)
 
 

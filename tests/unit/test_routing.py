@@ -5,9 +5,9 @@ import pytest
 from common.errors import InvalidArgument
 from common.feed import Route
 from common.routing import NodeInfo, Routes, replicas_of, shard_of
+from gateway.health import ShardHealth
 from gateway.routing import (
     TreeView,
-    by_shard,
     partitions_for_categories,
     partitions_for_leaves,
 )
@@ -127,17 +127,19 @@ def test_partitions_spread_over_the_shards() -> None:
     assert {shard_of(str(partition), SHARDS) for partition in range(30)} == set(SHARDS)
 
 
-def test_each_partition_is_asked_of_the_replica_of_the_turn() -> None:
-    routes = Routes(SHARDS, 2)
-    partitions = [str(node) for node in range(20)]
+def test_each_search_starts_from_the_replica_of_its_turn_and_skips_those_left_out() -> None:
+    health = ShardHealth(_never_serving, eject_after=1, probe_s=60.0)
+    replicas = ["a:1", "b:2", "c:3"]
 
-    for turn in range(4):
-        grouped = by_shard(partitions, routes, turn)
-        assert sorted(p for group in grouped.values() for p in group) == sorted(partitions)
-        for shard, group in grouped.items():
-            assert all(replicas_of(p, SHARDS, 2)[turn % 2] == shard for p in group)
-    assert by_shard(partitions, routes, 0) == by_shard(partitions, routes, 2)
-    assert by_shard(partitions, routes, 0) != by_shard(partitions, routes, 1)
+    assert [health.order(replicas, turn)[0] for turn in range(4)] == ["a:1", "b:2", "c:3", "a:1"]
+    assert health.order(replicas, 1) == ["b:2", "c:3", "a:1"]
+    health.failed("b:2")
+    assert health.order(replicas, 1) == ["c:3", "a:1"]
+    assert health.out == {"b:2"}
+
+
+async def _never_serving(shard: str, timeout: float) -> bool:
+    return False
 
 
 def test_a_routing_row_overrides_the_hash_and_a_move_keeps_both_ends() -> None:
@@ -145,7 +147,6 @@ def test_a_routing_row_overrides_the_hash_and_a_move_keeps_both_ends() -> None:
 
     assert routes.serving("7") == ["c:3", "b:2"]
     assert routes.holders("7") == set(SHARDS)
-    assert by_shard(["7", "8"], routes, 1)["b:2"][0] == "7"
     assert routes.serving("8") == replicas_of("8", SHARDS, 1) == [shard_of("8", SHARDS)]
 
     routes.update(Route(7, serving=("a:1",)))
