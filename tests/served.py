@@ -1,0 +1,71 @@
+"""The services' own serve() inside the test's process, on a free loopback port, stopped by
+SIGTERM as a service is."""
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.config import LimitsConfig, TlsConfig
+from common.serve import serve
+from infra.process import free_ports
+from tests.loopback import SERVICE
+
+START_S = 10.0
+
+
+@contextlib.asynccontextmanager
+async def served(
+    handlers: Mapping[str, grpc.RpcMethodHandler],
+    limits: LimitsConfig | None = None,
+    tls: TlsConfig | None = None,
+    public: bool = False,
+    health_channel: grpc.aio.Channel | None = None,
+) -> AsyncIterator[str]:
+    """Runs serve() with `handlers` under "/t.T/<name>"; yields the address once it serves.
+
+    `health_channel` (a TLS one, say) asks whether it serves; a plaintext channel otherwise.
+    """
+    (port,) = free_ports()
+    address = f"127.0.0.1:{port}"
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+        return [SERVICE]
+
+    # A SIGTERM before serve() has taken it over must not end the test run.
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    task = asyncio.create_task(serve("test", address, register, 1.0, tls=tls, limits=limits,
+                                     public=public))  # fmt: skip
+    try:
+        await _serving(address, task, health_channel)
+        yield address
+    finally:
+        if not task.done():
+            os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(task, START_S)
+        loop = asyncio.get_running_loop()
+        for taken in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(taken)
+        signal.signal(signal.SIGTERM, previous)
+
+
+async def _serving(
+    address: str, task: asyncio.Task[None], channel: grpc.aio.Channel | None
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if channel is None:
+            channel = await stack.enter_async_context(grpc.aio.insecure_channel(address))
+        check = health_pb2_grpc.HealthStub(channel).Check
+        request = health_pb2.HealthCheckRequest(service=SERVICE)
+        await check(request, timeout=START_S, wait_for_ready=True)
+    for _ in range(100):  # serve() takes SIGTERM over a few steps after it reports SERVING
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()
