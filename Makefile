@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CATALOG ?=
 EPOCHS ?=
 
-.PHONY: demo test check protos bench bench-taxonomy bench-record bench-ann curate train evaluate clean up down
+.PHONY: demo test check protos bench bench-taxonomy bench-record bench-ann bench-gateway load curate train evaluate clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ bench-record: $(STAMP)
 
 bench-ann: $(STAMP)
 	$(PY) -m infra.bench_ann $(if $(CATALOG),--catalog $(CATALOG))
+
+bench-gateway: $(STAMP)
+	$(PY) -m infra.bench_gateway $(if $(CATALOG),--catalog $(CATALOG)) $(ARGS)
+
+load: $(STAMP)
+	$(PY) -m infra.load $(ARGS)
 
 curate: $(STAMP)
 	$(PY) -m infra.curate --catalog $(or $(CATALOG),../shared/datasets/fashion-small)

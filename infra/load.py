@@ -12,6 +12,7 @@ percentiles are of the answered calls; a failed call counts under its status cod
 
 import itertools
 import json
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -141,6 +142,12 @@ class GatewayUser(User):
         self._channel = grpc.insecure_channel(self.plan.targets[turn % len(self.plan.targets)])
         intercepted = grpc.intercept_channel(self._channel, _Timer(environment, metadata))
         self.stub = gateway_pb2_grpc.VisualSearchStub(intercepted)
+
+    def on_start(self) -> None:
+        """Paced users start at random points of their period, so that they do not call in
+        step (all at once, then all idle)."""
+        if self.plan.rate:
+            gevent.sleep(random.uniform(0, self.plan.users / self.plan.rate))
 
     def on_stop(self) -> None:
         self._channel.close()

@@ -4,6 +4,7 @@ the summary of its calls. Free of Locust (which patches the process on import) a
 import argparse
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,7 +103,10 @@ def parser() -> argparse.ArgumentParser:
     stop.add_argument("--duration", type=parse_duration, help="how long: 30s, 2m")
     stop.add_argument("--count", type=int, help="how many calls in all")
     parser.add_argument(
-        "--out", type=Path, required=True, help="folder for summary.json and report.html"
+        "--out",
+        type=Path,
+        default=Path("var/load") / time.strftime("%Y%m%d-%H%M%S"),
+        help="folder for summary.json and report.html (default: var/load/<date-time>)",
     )
     parser.add_argument(
         "--catalog", type=Path, help="catalog of the images and ids (default: the generated one)"
