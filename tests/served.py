@@ -24,17 +24,19 @@ async def served(
     limits: LimitsConfig | None = None,
     tls: TlsConfig | None = None,
     public: bool = False,
-    health_channel: grpc.aio.Channel | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> AsyncIterator[str]:
     """Runs serve() with `handlers` under "/t.T/<name>"; yields the address once it serves.
 
-    `health_channel` (a TLS one, say) asks whether it serves; a plaintext channel otherwise.
+    With `credentials` (TLS) it is asked whether it serves over TLS, otherwise in plaintext.
     """
     (port,) = free_ports()
     address = f"127.0.0.1:{port}"
 
     def register(server: grpc.aio.Server) -> list[str]:
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(SERVICE, dict(handlers))]
+        )
         return [SERVICE]
 
     # A SIGTERM before serve() has taken it over must not end the test run.
@@ -42,7 +44,7 @@ async def served(
     task = asyncio.create_task(serve("test", address, register, 1.0, tls=tls, limits=limits,
                                      public=public))  # fmt: skip
     try:
-        await _serving(address, task, health_channel)
+        await _serving(address, task, credentials)
         yield address
     finally:
         if not task.done():
@@ -55,11 +57,13 @@ async def served(
 
 
 async def _serving(
-    address: str, task: asyncio.Task[None], channel: grpc.aio.Channel | None
+    address: str, task: asyncio.Task[None], credentials: grpc.ChannelCredentials | None
 ) -> None:
-    async with contextlib.AsyncExitStack() as stack:
-        if channel is None:
-            channel = await stack.enter_async_context(grpc.aio.insecure_channel(address))
+    if credentials is None:
+        channel = grpc.aio.insecure_channel(address)
+    else:
+        channel = grpc.aio.secure_channel(address, credentials)
+    async with channel:
         check = health_pb2_grpc.HealthStub(channel).Check
         request = health_pb2.HealthCheckRequest(service=SERVICE)
         await check(request, timeout=START_S, wait_for_ready=True)
