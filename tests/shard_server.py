@@ -127,10 +127,12 @@ class Cluster:
 
 
 @contextmanager
-def running(folder: Path, **settings: str) -> Iterator[Cluster]:
+def running(folder: Path, more_shards: Sequence[int] = (), **settings: str) -> Iterator[Cluster]:
     """Seeds TREE (once per folder), starts the taxonomy and then the shard; always stops both.
 
-    `settings` are VS_* overrides for both processes (VS_INDEX_SNAPSHOT_EVERY="50", say).
+    `more_shards` are the ports of further shards (started by the caller) the configuration
+    names after shard 0. `settings` are VS_* overrides for both processes
+    (VS_INDEX_SNAPSHOT_EVERY="50", say).
     """
     folder.mkdir(parents=True, exist_ok=True)
     database = folder / "taxonomy.sqlite"
@@ -143,7 +145,7 @@ def running(folder: Path, **settings: str) -> Iterator[Cluster]:
         "VS_CONFIG": str(folder / "cluster.toml"),
         "VS_TAXONOMY_PORT": str(taxonomy_port),
         "VS_TAXONOMY_DATABASE": str(database),
-        "VS_INDEX_PORTS": str(shard_port),
+        "VS_INDEX_PORTS": ",".join(str(port) for port in (shard_port, *more_shards)),
         "VS_INDEX_DATA_DIR": str(folder / "shards"),
         "VS_PARTITION_LEVEL": "2",
         "VS_GRACE_S": "1",
