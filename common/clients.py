@@ -8,19 +8,28 @@ import grpc
 
 from common import errors
 from common.config import TlsConfig
+from common.metadata import outgoing
 from common.serve import channel_options
 from common.tls import channel_credentials
 
 Response = TypeVar("Response")
 
-# Retried only where a repeat is harmless: reads, embeddings and idempotent-by-id writes.
+# Retried only where a repeat is harmless: reads, embeddings and idempotent-by-id writes. A
+# taxonomy edit, partition move or split is not: its caller decides (it may have landed).
+_IDEMPOTENT_TAXONOMY = [
+    "GetTree", "Ancestors", "GetNode", "GetItems", "PutItems", "DeleteItems", "Rerank",
+    "History", "Diff", "ListSuggestions", "Export", "Watch", "Scan", "PartitionReady",
+]  # fmt: skip
 _RETRY = {
     "methodConfig": [
         {
             "name": [
                 {"service": "visualsearch.v1.Encoder"},
-                {"service": "visualsearch.v1.Taxonomy"},
                 {"service": "visualsearch.v1.Index"},
+                *(
+                    {"service": "visualsearch.v1.Taxonomy", "method": method}
+                    for method in _IDEMPOTENT_TAXONOMY
+                ),
             ],
             "retryPolicy": {
                 "maxAttempts": 3,
@@ -71,8 +80,8 @@ def channel(
     if tls is not None and tls.on:
         options.extend(_tls_name(address))
         credentials = channel_credentials(tls)
-        return grpc.aio.secure_channel(address, credentials, options, interceptors=_bearer(token))
-    return grpc.aio.insecure_channel(address, options=options, interceptors=_bearer(token))
+        return grpc.aio.secure_channel(address, credentials, options, interceptors=outgoing(token))
+    return grpc.aio.insecure_channel(address, options=options, interceptors=outgoing(token))
 
 
 def balanced_target(addresses: Sequence[str]) -> str:
@@ -120,44 +129,3 @@ def errors_for(error: grpc.aio.AioRpcError, target: str) -> errors.VisualSearchE
     if kind is errors.VisualSearchError:
         found.code = error.code().name
     return found
-
-
-class _Bearer:
-    """Adds `authorization: Bearer <token>` to the metadata of each call."""
-
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
-
-
-# An aio channel files each interceptor under one kind of call only, hence one class per kind.
-class _BearerUnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _BearerUnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _BearerStreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
-
-
-class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
-
-
-def _bearer(token: str) -> list[Any] | None:
-    if not token:
-        return None
-    kinds = (_BearerUnaryUnary, _BearerUnaryStream, _BearerStreamUnary, _BearerStreamStream)
-    return [kind(token) for kind in kinds]

@@ -10,7 +10,7 @@ import numpy as np
 import simplejpeg
 
 from common.config import EncoderConfig
-from common.errors import InvalidArgument
+from common.errors import InvalidArgument, ItemFailure
 from encoder_svc.batcher import Batcher, Outputs
 from encoder_svc.preprocess import Limits, decode, normalise
 from encoder_svc.runtime import Encoder
@@ -25,28 +25,19 @@ class Embedded:
 
 
 @dataclasses.dataclass(frozen=True)
-class Refused:
-    """Why one image of a batch was not embedded; the others are unaffected."""
-
-    index: int
-    code: str
-    message: str
-
-
-@dataclasses.dataclass(frozen=True)
 class Answer:
     """A request's results, one per image in order, all from one model version."""
 
     model_version: str
     dim: int
-    results: list[Embedded | Refused]
+    results: list[Embedded | ItemFailure]
 
 
 @dataclasses.dataclass(frozen=True)
 class _Chunk:
     """Consecutive images of a request: those refused, and the outputs to come for the rest."""
 
-    refused: list[Refused]
+    refused: list[ItemFailure]
     accepted: list[int]  # indexes in the request, in the order of the outputs' rows
     outputs: Future[Outputs] | None
 
@@ -140,7 +131,7 @@ class Embedder:
 
     def _prepare(self, encoder: Encoder, images: Sequence[bytes], start: int, stop: int) -> _Chunk:
         """Decodes images[start:stop] and queues the good ones."""
-        refused: list[Refused] = []
+        refused: list[ItemFailure] = []
         accepted: list[int] = []
         decoded: list[np.ndarray] = []
         for index in range(start, stop):
@@ -148,7 +139,7 @@ class Embedder:
                 decoded.append(decode(images[index], self._limits, encoder.params))
                 accepted.append(index)
             except InvalidArgument as error:
-                refused.append(Refused(index, error.code, str(error)))
+                refused.append(ItemFailure.of(index, "", error))
         if not decoded:
             return _Chunk(refused, accepted, None)
         params = encoder.params
@@ -172,9 +163,9 @@ class Embedder:
 
 def _assemble(
     encoder: Encoder, chunks: list[_Chunk], outputs: list[Outputs], top_leaves: int
-) -> list[Embedded | Refused]:
+) -> list[Embedded | ItemFailure]:
     """The request's results in order, from its chunks' refusals and model outputs."""
-    results: dict[int, Embedded | Refused] = {}
+    results: dict[int, Embedded | ItemFailure] = {}
     ran = iter(outputs)
     for chunk in chunks:
         results.update((refusal.index, refusal) for refusal in chunk.refused)

@@ -2,8 +2,10 @@
 
 import grpc
 
+from common.errors import ItemFailure
 from common.vectors import to_bytes
-from encoder_svc.embedder import Answer, Embedded, Embedder, Refused
+from common.wire import item_error_pb
+from encoder_svc.embedder import Answer, Embedded, Embedder
 from protos.visualsearch.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
 
 
@@ -39,11 +41,9 @@ def _answer_to_pb(answer: Answer) -> encoder_pb2.EmbedResponse:
     )
 
 
-def _result_to_pb(result: Embedded | Refused) -> encoder_pb2.EmbedResult:
-    if isinstance(result, Refused):
-        return encoder_pb2.EmbedResult(
-            error=common_pb2.ItemError(index=result.index, code=result.code, message=result.message)
-        )
+def _result_to_pb(result: Embedded | ItemFailure) -> encoder_pb2.EmbedResult:
+    if isinstance(result, ItemFailure):
+        return encoder_pb2.EmbedResult(error=item_error_pb(result))
     leaves = [common_pb2.LeafProb(leaf=leaf, prob=prob) for leaf, prob in result.leaves]
     return encoder_pb2.EmbedResult(
         embedding=encoder_pb2.Embedding(vector=to_bytes(result.vector), leaves=leaves)

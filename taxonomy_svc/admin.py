@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
-from tqdm import tqdm
 
 from catalog.items import open_catalog
 from common import paths
 from common.errors import ItemFailure
+from common.progress import progress
 from taxonomy_svc import formats
 from taxonomy_svc.db import make_engine
 from taxonomy_svc.items import Incoming
@@ -86,12 +86,13 @@ def export(database: str, out: str) -> dict[str, int]:
 
 def _put_in_batches(record: Record, incoming: list[Incoming]) -> list[ItemFailure]:
     failures: list[ItemFailure] = []
-    with tqdm(total=len(incoming), unit="item", desc="seed", disable=len(incoming) <= BATCH) as bar:
+    with progress(
+        total=len(incoming), unit="item", desc="seed", disable=len(incoming) <= BATCH
+    ) as bar:
         for start in range(0, len(incoming), BATCH):
             batch = incoming[start : start + BATCH]
             failures += [
-                ItemFailure(f.index + start, f.item_id, f.code, f.message)
-                for f in record.put_items(batch, suggest_below=0.0).failures
+                f.at(f.index + start) for f in record.put_items(batch, suggest_below=0.0).failures
             ]
             bar.update(len(batch))
     return failures

@@ -96,7 +96,7 @@ def place(
             leaf_id, source, suggestion = _leaf(tree, item, suggest_below)
             check_vector(item.id, item.vector, item.model_version, widths)
         except VisualSearchError as error:
-            placed.put.failures.append(ItemFailure(index, item.id, error.code, str(error)))
+            placed.put.failures.append(ItemFailure.of(index, item.id, error))
             continue
         rows[item.id] = {
             "id": item.id,

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from common.config import EncoderConfig
-from common.errors import InvalidArgument
+from common.errors import InvalidArgument, ItemFailure
 from encoder_svc import registry
-from encoder_svc.embedder import Answer, Embedded, Embedder, Refused
+from encoder_svc.embedder import Answer, Embedded, Embedder
 from encoder_svc.export import export
 from encoder_svc.model import Arch, ResNet
 from encoder_svc.preprocess import Limits, PreprocessParams, decode, normalise
@@ -72,7 +72,7 @@ def _check(answer: Answer, images: list[bytes], encoders: tuple[Encoder, Encoder
     (encoder,) = [e for e in encoders if e.version == answer.model_version]
     for image, result in zip(images, answer.results, strict=True):
         if not image.endswith(JPEG_END):  # b"broken" or a truncated JPEG
-            assert isinstance(result, Refused) and result.code == "INVALID_ARGUMENT"
+            assert isinstance(result, ItemFailure) and result.code == "INVALID_ARGUMENT"
         else:
             assert isinstance(result, Embedded) and len(result.leaves) == 2
             assert np.allclose(result.vector, _alone(encoder, image), atol=1e-5)

@@ -14,8 +14,9 @@ from catalog.items import open_catalog
 from catalog.split import is_held_out
 from common import paths
 from common.config import EncoderConfig
+from common.errors import ItemFailure
 from encoder_svc import quantize, registry
-from encoder_svc.embedder import Embedded, Embedder, Refused
+from encoder_svc.embedder import Embedded, Embedder
 from encoder_svc.export import TOLERANCE, load_torch, max_difference
 from encoder_svc.runtime import Encoder
 from encoder_svc.train import Recipe, train
@@ -145,4 +146,4 @@ def test_the_version_serves_the_catalog_images(root: Path, trained: Path) -> Non
     vectors = [result.vector for result in answer.results if isinstance(result, Embedded)]
     assert len(vectors) == 4
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert isinstance(answer.results[4], Refused) and answer.results[4].index == 4
+    assert isinstance(answer.results[4], ItemFailure) and answer.results[4].index == 4
