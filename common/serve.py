@@ -1,4 +1,5 @@
-"""The serve loop every service shares: errors mapped once, auth, health, reflection, stop."""
+"""The serve loop every service shares: errors mapped once, auth, metrics, health, reflection,
+stop."""
 
 import asyncio
 import logging
@@ -12,6 +13,9 @@ from grpc_reflection.v1alpha import reflection
 from common.auth import Tokens
 from common.config import AuthConfig, LimitsConfig, TlsConfig
 from common.interceptors import AuthInterceptor, ErrorInterceptor, ShedInterceptor, check_roles
+from common.logs import configure as configure_logs
+from common.logs import name_service
+from common.observe import ObserveInterceptor, start_metrics
 from common.tls import server_credentials
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ async def serve(
     tls: TlsConfig | None = None,
     limits: LimitsConfig | None = None,
     public: bool = False,
+    metrics_offset: int = 0,
 ) -> None:
     """Serves until SIGTERM or SIGINT, then drains in-flight calls for up to `grace_s`.
 
@@ -57,11 +62,15 @@ async def serve(
         public: with TLS on, serve callers without a client certificate (the gateway, whose
             callers present tokens); otherwise only callers with a certificate signed by the
             cluster's CA are served (mutual TLS).
+        metrics_offset: the Prometheus metrics are served over HTTP on the port of `address`
+            plus this (the cluster's `metrics_offset`); 0: not served.
 
     Raises:
         InvalidArgument: a bad tokens file, or roles naming a method or role that is unknown;
             TLS files missing or unreadable; max_in_flight below 1.
+        OSError: the port cannot be bound.
     """
+    name_service(name)
     roles = roles or {}
     limits = limits or LimitsConfig()
     interceptors = _interceptors(name, roles, auth or AuthConfig())
@@ -78,6 +87,7 @@ async def serve(
     tls = tls or TlsConfig()
     if _bind(server, address, tls, public) == 0:
         raise OSError(f"{name}: cannot bind {address}")
+    stop_metrics = start_metrics(address, metrics_offset)
     await server.start()
     for service in ["", *services]:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -92,6 +102,7 @@ async def serve(
     log.info("%s draining for up to %.1fs", name, grace_s)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace_s)
+    stop_metrics()
     if on_stop is not None:
         await on_stop()
     log.info("%s stopped", name)
@@ -112,18 +123,17 @@ def _security(tls: TlsConfig, public: bool) -> str:
 def _interceptors(
     name: str, roles: Mapping[str, str], auth: AuthConfig
 ) -> list[grpc.aio.ServerInterceptor]:
-    # The error interceptor comes first, so that it is the outer one and maps auth refusals.
+    # The first is the outermost: the observer sees every call's final code, the error
+    # mapping turns the refusals of those inside it (auth, shedding) into codes.
     if not auth.tokens_file:
         log.warning("%s: auth is off (no auth.tokens_file): every call is allowed", name)
-        return [ErrorInterceptor()]
+        return [ObserveInterceptor(), ErrorInterceptor()]
     tokens = Tokens.load(auth.tokens_file)
     log.info("%s: auth on, %d tokens, %d methods need a role", name, len(tokens), len(roles))
-    return [ErrorInterceptor(), AuthInterceptor(tokens, roles)]
+    return [ObserveInterceptor(), ErrorInterceptor(), AuthInterceptor(tokens, roles)]
 
 
 def run(main: Coroutine[object, object, None]) -> None:
-    """Runs a service's async main with the cluster's log format."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
-    )
+    """Runs a service's async main with the cluster's log format (JSON lines, common.logs)."""
+    configure_logs()
     asyncio.run(main)

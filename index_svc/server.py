@@ -90,6 +90,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         auth=config.auth,
         tls=config.tls,
         limits=config.limits,
+        metrics_offset=config.metrics_offset,
     )
 
 

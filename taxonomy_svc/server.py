@@ -55,6 +55,7 @@ async def main() -> None:
         auth=config.auth,
         tls=config.tls,
         limits=config.limits,
+        metrics_offset=config.metrics_offset,
     )
 
 
