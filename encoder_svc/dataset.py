@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from catalog.items import Catalog
 from catalog.split import is_held_out
 from common.errors import FailedPrecondition, InvalidArgument
+from common.progress import progress
 from encoder_svc.preprocess import Limits, PreprocessParams, decode
 
 PREDICTED = "predicted"  # a leaf the model guessed; never a training label
@@ -102,7 +102,7 @@ def load(
 
     with ThreadPoolExecutor(threads) as pool:
         work = pool.map(decoded, [item.id for item in placed])
-        images = list(tqdm(work, total=len(placed), desc="decode", unit="img"))
+        images = list(progress(work, total=len(placed), desc="decode", unit="img"))
     kept = [item for item, image in zip(placed, images, strict=True) if image is not None]
     ids = [item.id for item in kept]
     counts = {

@@ -23,9 +23,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from catalog.items import open_catalog
+from common.progress import progress
 from encoder_svc import dataset, evaluate, export, precision, quantize, registry
 from encoder_svc.average import WeightAverage
 from encoder_svc.dataset import Dataset, Labels
@@ -195,7 +195,7 @@ def fit(
     arithmetic = precision.resolve(recipe.precision)
     model.train()
     loss = torch.zeros(())
-    with tqdm(total=steps * recipe.epochs, desc="train", unit="step") as bar:
+    with progress(total=steps * recipe.epochs, desc="train", unit="step") as bar:
         for epoch in range(recipe.epochs):
             order = rng.permutation(len(images))
             for step in range(steps):

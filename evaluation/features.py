@@ -5,10 +5,10 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from tqdm import tqdm
 
 from catalog.items import Catalog, CatalogItem
 from common.errors import InvalidArgument
+from common.progress import progress
 from encoder_svc.preprocess import Limits, PreprocessParams, decode, normalise
 from encoder_svc.runtime import Encoder
 from evaluation import baselines
@@ -48,7 +48,7 @@ def embed_catalog(catalog: Catalog, encoders: dict[str, Encoder], threads: int =
     chunks: Chunks = defaultdict(list)
     with (
         ThreadPoolExecutor(threads) as pool,
-        tqdm(total=len(catalog), desc="embed", unit="img") as bar,
+        progress(total=len(catalog), desc="embed", unit="img") as bar,
     ):
         for start in range(0, len(catalog), BATCH):
             batch = catalog.items[start : start + BATCH]

@@ -9,6 +9,7 @@ from functools import partial
 import numpy as np
 
 from common import paths
+from common.progress import progress
 from index_svc.partition import Partition
 from index_svc.specs import Filter, SearchParams
 from infra import ann_data, ann_harness
@@ -130,11 +131,11 @@ def _versus(
     tuned = [_tuned(way, queries, truth) for way in (first, second)]
     single = ann_harness.chunks(queries, 1)
     rates: tuple[list[float], list[float]] = ([], [])
-    with ann_harness.bar(timing.runs, f"timing {title}", "run") as progress:
+    with progress(total=timing.runs, desc=f"timing {title}", unit="run") as bar:
         for _ in range(timing.runs):
             for kept, (_, _, search) in zip(rates, tuned, strict=True):
                 kept.append(ann_harness.rate(search, single, timing.threads, timing.seconds))
-            progress.update()
+            bar.update()
     return Versus(
         title, share, (first.name, second.name), (tuned[0][0], tuned[1][0]),
         (tuned[0][1], tuned[1][1]), rates,

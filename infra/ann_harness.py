@@ -2,66 +2,21 @@
 it, queries a second of calling threads, recall."""
 
 import logging
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from common.progress import progress, ticking
 from index_svc.backend import make_backend
 from index_svc.partition import Hit, Partition
 from index_svc.specs import Policy
 from infra.ann_data import Items
 
 K = 10  # neighbours asked for; recall and precision are at 10
-TICK_S = 5.0  # a progress line at least this often while something runs (output to a file)
 MIN_CALLS = 2  # per calling thread and timed run, however long the calls take
-
-
-class _Lines:
-    """A stream for tqdm that writes each refresh as a line of its own."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        line = text.replace("\r", "").strip()
-        if line:
-            self.stream.write(line + "\n")
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-def bar(total: int, desc: str, unit: str = "it") -> tqdm:
-    """A progress bar on a terminal; a line every TICK_S when the output is a file."""
-    if sys.stderr.isatty():
-        return tqdm(total=total, desc=desc, unit=unit)
-    return tqdm(total=total, desc=desc, unit=unit, file=_Lines(sys.stderr), mininterval=TICK_S)
-
-
-@contextmanager
-def ticking(progress: tqdm) -> Iterator[None]:
-    """Refreshes the bar every TICK_S while one long call runs, so its elapsed time shows."""
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.wait(TICK_S):
-            progress.refresh()
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 class _Added(logging.Handler):
@@ -81,8 +36,8 @@ def build(spec: str, name: str, items: Items, model_version: str) -> tuple[Parti
     """A partition of `spec` holding the items, written in one upsert; and its seconds."""
     partition = Partition(name, model_version, items.vectors.shape[1], Policy(spec=spec))
     logger = logging.getLogger("index_svc.partition")
-    with bar(len(items.ids), f"build {spec}", "vec") as progress, ticking(progress):
-        handler, level = _Added(progress), logger.level
+    with progress(total=len(items.ids), desc=f"build {spec}", unit="vec") as bar, ticking(bar):
+        handler, level = _Added(bar), logger.level
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         try:
@@ -92,7 +47,7 @@ def build(spec: str, name: str, items: Items, model_version: str) -> tuple[Parti
         finally:
             logger.removeHandler(handler)
             logger.setLevel(level)
-        progress.update(len(items.ids) - progress.n)
+        bar.update(len(items.ids) - bar.n)
     if partition.spec != spec:
         print(f"NOTE: asked for {spec}, the partition of {len(items.ids):,} built {partition.spec}")
     return partition, elapsed
@@ -103,7 +58,7 @@ def train_s(spec: str, vectors: np.ndarray) -> float:
     backend = make_backend(spec, vectors.shape[1])
     if backend.trained:
         return 0.0
-    with bar(1, f"train {spec} apart", "index") as progress, ticking(progress):
+    with progress(total=1, desc=f"train {spec} apart", unit="index") as bar, ticking(bar):
         started = time.perf_counter()
         backend.train(vectors)
         return time.perf_counter() - started

@@ -42,6 +42,7 @@ import faiss
 import numpy as np
 from rich.console import Console
 
+from common.progress import progress, ticking
 from index_svc.partition import Hit, Partition
 from index_svc.specs import Policy, SearchParams, bytes_per_vector
 from infra import ann_data, ann_filters, ann_harness, ann_report, ann_shard
@@ -260,11 +261,11 @@ def _backends(
         if key == "flat":
             exact = partition.policy.resolve(SearchParams())
             truth = ann_harness.ids(partition.search(queries, K, exact))
-        with ann_harness.bar(len(knobs), f"recall {spec}", "knob") as progress:
+        with progress(total=len(knobs), desc=f"recall {spec}", unit="knob") as bar:
             rows = []
             for knob, params in knobs:
                 rows.append(_row(partition, knob, params, queries, truth))
-                progress.update()
+                bar.update()
         built = (build_s, ann_harness.train_s(spec, items.vectors))
         found.append(_served(partition, rows, queries, folder, args, built, ceiling.rss))
         if key in ("flat", "hnsw"):
@@ -339,7 +340,7 @@ def _time_rows(
         mine = ann_harness.ids(partition.search(queries[:BATCH], K, row.params))
         row.agrees = client is None or client.answers(calls[id(row)][BATCH][0]) == mine
     total = args.runs * len(backend.rows)
-    with ann_harness.bar(total, f"timing {partition.spec}", "row") as bar:
+    with progress(total=total, desc=f"timing {partition.spec}", unit="row") as bar:
         for _ in range(args.runs):
             for row in backend.rows:
                 _time_row(row, partition, calls[id(row)], client, queries, args)
@@ -349,10 +350,10 @@ def _time_rows(
 def _started(stack: ExitStack, folder: Path, partition: Partition) -> ann_shard.ShardProcess:
     """A shard serving the partition, stopped when the stack closes; progress meanwhile."""
     desc = f"snapshot, shard start: {partition.spec}"
-    with ann_harness.bar(1, desc, "shard") as progress, ann_harness.ticking(progress):
+    with progress(total=1, desc=desc, unit="shard") as bar, ticking(bar):
         serving = ann_shard.serving(folder, [partition], partition.model_version, partition.spec)
         shard = stack.enter_context(serving)
-        progress.update()
+        bar.update()
     return shard
 
 
@@ -417,7 +418,7 @@ def _answers(
     """Each row's k nearest, itself left out: k + 1 asked for, as Partition.search does for
     an excluded id, in batches (an exclude list holds for a whole call)."""
     found = []
-    with ann_harness.bar(len(rows), f"P@10 {partition.spec}", "query") as bar:
+    with progress(total=len(rows), desc=f"P@10 {partition.spec}", unit="query") as bar:
         for start in range(0, len(rows), PRECISION_BATCH):
             chunk = rows[start : start + PRECISION_BATCH]
             hits = partition.search(base.vectors[chunk], K + 1, params)

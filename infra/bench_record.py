@@ -50,9 +50,9 @@ from google.protobuf import descriptor_pool, message_factory
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import sessionmaker
-from tqdm import tqdm
 
 from common import paths
+from common.progress import progress
 from common.serve import channel_options
 from infra import process
 from protos.visualsearch.v1 import index_pb2, index_pb2_grpc, taxonomy_pb2, taxonomy_pb2_grpc
@@ -596,7 +596,7 @@ def _batch_rates(
 ) -> list[float]:
     """Items/s of each run of calls, each call written (and answered) before the next."""
     rates = []
-    for calls in tqdm(runs, desc=desc, unit="run"):
+    for calls in progress(runs, desc=desc, unit="run"):
         start = time.perf_counter()
         for items in calls:
             write(items)
@@ -607,7 +607,7 @@ def _batch_rates(
 def _steady(args: argparse.Namespace, desc: str, write: Callable[[int], None]) -> None:
     """Calls write(0 .. args.writes - 1) at args.rate a second (late ones go at once)."""
     begin = time.perf_counter()
-    for n in tqdm(range(args.writes), desc=desc, unit="write"):
+    for n in progress(range(args.writes), desc=desc, unit="write"):
         time.sleep(max(0.0, begin + n / args.rate - time.perf_counter()))
         write(n)
 
@@ -649,7 +649,7 @@ def _bench_rebuild(
         leaf = paths.join("T0", "G00", "L000")
         partition = taxonomy.partitions[paths.join("T0", "G00")]
         start = time.perf_counter()
-        with tqdm(total=size, desc=f"loading {size:,} items", unit="item") as bar:
+        with progress(total=size, desc=f"loading {size:,} items", unit="item") as bar:
             for first in range(0, size, LOAD_BATCH):
                 n = min(LOAD_BATCH, size - first)
                 _put(taxonomy.stub, _items(vectors, "p", first, n, [leaf]))
@@ -657,7 +657,7 @@ def _bench_rebuild(
         load_rate = size / (time.perf_counter() - start)
         result = Rebuild(size, load_rate, [], [], (0, 0), _import_times(args.repeats))
         (port,) = process.free_ports()
-        for _ in tqdm(range(args.repeats), desc=f"rebuilds of {size:,}", unit="run"):
+        for _ in progress(range(args.repeats), desc=f"rebuilds of {size:,}", unit="run"):
             data = f"rebuild-{size}"
             shutil.rmtree(cluster.folder / data, ignore_errors=True)
             built = cluster.shard(taxonomy.port, [port], 0, data)
@@ -710,7 +710,7 @@ def _bench_search(
                 raise RuntimeError(f"{shard.address} holds {shard.count()}, not {size}")
         queries = [row.tobytes() for row in vectors.take(64)]
         result = Search([], [], size)
-        for _ in tqdm(range(args.repeats), desc="search runs", unit="run"):
+        for _ in progress(range(args.repeats), desc="search runs", unit="run"):
             for kept, addresses in ((result.one, [shards[0].address]),
                                     (result.two, [s.address for s in shards[1:]])):  # fmt: skip
                 kept.append(asyncio.run(_queries(addresses, partition, queries, args)))

@@ -35,10 +35,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session, sessionmaker
-from tqdm import tqdm
 
 from common import paths
 from common.config import TaxonomyConfig
+from common.progress import progress
 from infra import taxonomy_market as market
 from infra.taxonomy_market import COLOURS, Call, Catalog
 from taxonomy_svc import db
@@ -224,7 +224,7 @@ def _bench_rerank(
         runs["old+lookup"] = (partial(_served, old_lookup, old_rank), old_calls)
     times: dict[str, list[int]] = {name: [] for name in runs}
     warm, order = max(20, args.calls // 10), list(runs)
-    for n in tqdm(range(warm + args.calls), desc="rerank calls", unit="call"):
+    for n in progress(range(warm + args.calls), desc="rerank calls", unit="call"):
         for name in order[n % len(order) :] + order[: n % len(order)]:
             run, inputs = runs[name]
             took = _timed(partial(run, inputs[n % len(inputs)]))
@@ -288,7 +288,7 @@ def _bench_move(
     name, home = tree.node(moved).name, tree.node(moved).parent
     ends = [(away, tree.path_of(away)), (home, tree.path_of(home) if home else "")]
     times: list[list[int]] = [[], [], []]  # dry run, commit, old
-    for n in tqdm(range(2 + args.moves), desc="subtree moves", unit="move"):
+    for n in progress(range(2 + args.moves), desc="subtree moves", unit="move"):
         (target, parent), (_, source) = ends[n % 2], ends[(n + 1) % 2]
         op = MoveNode(moved, target or None)
         took = [
@@ -379,7 +379,7 @@ def _bench_load(
     """The tree built from its nodes, and the record loaded as a server does at start."""
     node_paths = list(catalog.paths.values())
     times: list[list[int]] = [[], [], [], []]
-    for _ in tqdm(range(runs), desc="tree builds and loads", unit="run"):
+    for _ in progress(range(runs), desc="tree builds and loads", unit="run"):
         times[0].append(_timed(partial(Tree, catalog.nodes, catalog.related)))
         times[1].append(_timed(partial(Record, sessions, PARTITION_LEVEL)))
         if old is not None and old_sessions is not None:

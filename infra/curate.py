@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from tqdm import tqdm
 
 from catalog.items import Catalog, CatalogItem, open_catalog
 from catalog.split import is_held_out
 from common import config as cluster_config
+from common.progress import progress
 from infra import cluster, workspace
 from infra.ingest import ingest_catalog
 from infra.report import Tile, write_page
@@ -165,7 +165,7 @@ def _search_all(
         return [r.item_id for r in response.results if r.item_id != item.id][:K]
 
     with ThreadPoolExecutor(4) as pool:
-        return list(tqdm(pool.map(search, queries), total=len(queries), desc="search"))
+        return list(progress(pool.map(search, queries), total=len(queries), desc="search"))
 
 
 def _leaves(

@@ -3,9 +3,8 @@
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from tqdm import tqdm
-
 from catalog.items import Catalog, CatalogItem
+from common.progress import progress
 from protos.visualsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 
@@ -37,7 +36,7 @@ def ingest_catalog(
     ingested, errors = 0, list[common_pb2.ItemError]()
     with (
         ThreadPoolExecutor(workers) as pool,
-        tqdm(total=len(items), desc="ingest", unit="item") as bar,
+        progress(total=len(items), desc="ingest", unit="item") as bar,
     ):
         for response in pool.map(send, batches):
             ingested += response.ingested
