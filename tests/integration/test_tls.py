@@ -8,8 +8,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from common import clients
+from common.clients import balanced_target
 from common.config import TlsConfig
-from common.tls import blocking_channel
+from common.tls import blocking_channel, channel_credentials
 from infra import process
 from infra.certs import Files, write
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc, taxonomy_pb2_grpc
@@ -143,3 +145,22 @@ def test_the_cluster_answers_through_the_gateway_with_tls_on(tmp_path: Path, cer
     assert not reply.partial
     assert len(reply.results) == 3
     assert {result.item_id for result in reply.results} <= set(ids) - {ids[0]}
+
+
+def test_a_balanced_channel_speaks_mutual_tls_to_every_address(certs: Files) -> None:
+    """The gateway's channel to the encoder replicas names several addresses in one target
+    (here one address twice: serve() takes the process's SIGTERM, so one serves at a time)."""
+    tls = _tls(certs)
+    credentials = channel_credentials(tls)
+
+    async def run() -> None:
+        handlers = {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
+        async with (
+            served(handlers, tls=tls, credentials=credentials) as address,
+            clients.channel(balanced_target([address] * 2), balanced=True, tls=tls) as channel,
+        ):
+            echo = channel.unary_unary(f"/{SERVICE}/Echo")
+            answers = [await echo(b"%d" % n, timeout=CALL_S) for n in range(4)]
+        assert answers == [b"0", b"1", b"2", b"3"]
+
+    asyncio.run(run())
