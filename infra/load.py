@@ -254,8 +254,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary = summarise(calls)
     print(table(summary))
     plan.out.mkdir(parents=True, exist_ok=True)
-    report = {"plan": {**asdict(plan), "out": str(plan.out)}, **asdict(summary)}
-    report["plan"]["catalog"] = str(plan.catalog or "")
+    shown = {"out": str(plan.out), "catalog": str(plan.catalog or ""), "token": bool(plan.token)}
+    report = {"plan": {**asdict(plan), **shown}, **asdict(summary)}  # the token itself stays out
     (plan.out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     (plan.out / "report.html").write_text(get_html_report(environment, show_download_link=False))
     print(f"written: {plan.out / 'summary.json'}, {plan.out / 'report.html'}")
