@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CATALOG ?=
 EPOCHS ?=
 
-.PHONY: demo test check protos bench bench-taxonomy bench-record bench-ann bench-gateway load curate train evaluate clean up down
+.PHONY: demo test check protos bench bench-taxonomy bench-record bench-ann bench-gateway bench-encoder load curate train evaluate clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-ann: $(STAMP)
 
 bench-gateway: $(STAMP)
 	$(PY) -m infra.bench_gateway $(if $(CATALOG),--catalog $(CATALOG)) $(ARGS)
+
+bench-encoder: $(STAMP)
+	$(PY) -m infra.bench_encoder $(if $(CATALOG),--catalog $(CATALOG)) $(ARGS)
 
 load: $(STAMP)
 	$(PY) -m infra.load $(ARGS)

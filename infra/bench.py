@@ -15,16 +15,10 @@ ratio is the median of the runs' ratios. A benchmark, not a test: it asserts not
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
-import tempfile
-import time
-from collections.abc import Awaitable, Callable, Iterator, Sized
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 # Before torch loads OpenMP: idle threads sleep at once. Torch's fastest policy here (measured
 # at batch 8: PASSIVE 1024 images/s, ACTIVE 11), as onnxruntime's short spin is its own.
@@ -34,17 +28,26 @@ import numpy as np
 import torch
 
 from catalog.generate import generate
-from catalog.items import open_catalog
 from common import clients
 from common import config as cluster_config
-from common.errors import FailedPrecondition, NotFound
-from encoder_svc import export, quantize, registry
+from common.errors import NotFound
+from encoder_svc import export, quantize
 from encoder_svc.model import ResNet
 from encoder_svc.preprocess import Limits, decode, normalise
 from encoder_svc.registry import ModelMeta
 from encoder_svc.runtime import SPIN_US, VARIANTS, Encoder
-from infra import process, workspace
-from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
+from infra import workspace
+from infra.encoder_harness import (
+    Run,
+    catalog_images,
+    current_version,
+    embed_rate,
+    embed_requests,
+    encoder_servers,
+    get_model_rate,
+    images_per_s,
+)
+from protos.visualsearch.v1 import encoder_pb2_grpc
 
 BATCHES = (1, 8, 64)
 ENGINES = (
@@ -54,17 +57,14 @@ ENGINES = (
     "fp32 as served",  # onnxruntime as the encoder server runs it: see _served
     "int8 as served",
 )
-MEASURE_S = 0.4  # per engine, batch size and run
 RPC_S = 2.0  # per run of the clients
-CALL_TIMEOUT_S = 30.0
-Run = Callable[[Any], object]  # one model call on a batch (array rows or encoded images)
 Engine = tuple[Run, int]  # a model call and how many threads call it at once
 
 
 def main() -> None:
     args = _arguments()
     catalog_dir = args.catalog.resolve() if args.catalog else generate(workspace.GENERATED)
-    version_dir = args.version_dir.resolve() if args.version_dir else _current(catalog_dir)
+    version_dir = args.version_dir.resolve() if args.version_dir else current_version(catalog_dir)
     meta = ModelMeta.load(version_dir)
     if not (version_dir / VARIANTS["int8"]).is_file():
         print(
@@ -72,7 +72,7 @@ def main() -> None:
             f"`python -m encoder_svc.quantize --version-dir {version_dir} --catalog {catalog_dir}`"
         )
         quantize.quantize(version_dir, catalog_dir, threads=args.threads)
-    encoded, inputs = _images(catalog_dir, meta, max(*BATCHES, *args.call_images))
+    encoded, inputs = catalog_images(catalog_dir, meta, max(*BATCHES, *args.call_images))
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     model, origin = _torch_model(version_dir, meta)
@@ -118,20 +118,6 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _current(catalog_dir: Path) -> Path:
-    """The version in use for the catalog: `make train`'s workspace, else the configured one."""
-    trained = Path(workspace.overrides(workspace.workdir_for(catalog_dir))["VS_ENCODER_MODELS_DIR"])
-    configured = Path(cluster_config.load().encoder.models_dir)
-    for models_dir in (trained, configured):
-        with contextlib.suppress(FailedPrecondition):
-            return registry.current(models_dir).resolve()
-    which = "" if catalog_dir == workspace.GENERATED else f" CATALOG={catalog_dir}"
-    raise SystemExit(
-        f"no model to measure: neither {trained} nor {configured} has a CURRENT version; "
-        f"make one with `make train{which}` or pass --version-dir DIR"
-    )
-
-
 def _torch_model(version_dir: Path, meta: ModelMeta) -> tuple[ResNet, str]:
     """The version's network in torch, as trained (model.pt), in eval mode, and what it is."""
     try:
@@ -148,31 +134,6 @@ def _torch_runner(model: ResNet) -> Run:
     return run
 
 
-def _images(catalog_dir: Path, meta: ModelMeta, count: int) -> tuple[list[bytes], np.ndarray]:
-    """The catalog's first `count` images: encoded, and as the model's input."""
-    with open_catalog(catalog_dir) as catalog:
-        encoded = [catalog.image_bytes(item.id) for item in catalog.items[:count]]
-    decoded = np.stack([decode(data, Limits(), meta.preprocess) for data in encoded])
-    return encoded, normalise(decoded, meta.preprocess)
-
-
-def _images_per_s(run: Run, batch: Sized, seconds: float = MEASURE_S, callers: int = 1) -> float:
-    """Images/s of `callers` threads, each running the batch again and again."""
-    run(batch)  # warm: first-run allocations are not what is measured
-
-    def caller(_: int) -> int:
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds or count < 3 * len(batch):
-            run(batch)
-            count += len(batch)
-        return count
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(callers) as pool:
-        count = sum(pool.map(caller, range(callers)))
-    return count / (time.perf_counter() - started)
-
-
 def _engine_runs(
     engines: dict[str, Engine], inputs: np.ndarray, runs: int
 ) -> dict[tuple[str, int], list[float]]:
@@ -181,7 +142,7 @@ def _engine_runs(
     for _ in range(runs):
         for size in BATCHES:
             for name, (run, callers) in engines.items():
-                rate = _images_per_s(run, inputs[:size], callers=callers)
+                rate = images_per_s(run, inputs[:size], callers=callers)
                 figures.setdefault((name, size), []).append(rate)
     return figures
 
@@ -216,7 +177,7 @@ def _rpc_runs(
     """Per run and call size: Embed images/s of the clients, then in-process fp32 at that batch
     size, on decoded inputs (the model alone, by one caller and as served by `alike`) and on
     the encoded images (decode, normalise, model)."""
-    with _encoder_server(version_dir, _served(args)[1], max(args.call_images)) as address:
+    with encoder_servers(version_dir, _served(args)[1], max(args.call_images)) as (address,):
         return asyncio.run(_measure_rpc(address, fp32, alike, encoded, inputs, args))
 
 
@@ -233,74 +194,28 @@ async def _measure_rpc(
     async with clients.channel(address) as channel:
         stub = encoder_pb2_grpc.EncoderStub(channel)
         for size in args.call_images:  # warm
-            await _clients(stub, _calls(encoded, args.clients, size), 0.5)
+            await embed_rate(stub, embed_requests(encoded, args.clients, size), 0.5)
         for _ in range(args.runs):
-            figures.setdefault(("GetModel", 0), []).append(await _bare_calls(stub, args.clients))
+            figures.setdefault(("GetModel", 0), []).append(
+                await get_model_rate(stub, args.clients, RPC_S / 2)
+            )
             for size in args.call_images:
-                calls = _calls(encoded, args.clients, size)
+                calls = embed_requests(encoded, args.clients, size)
                 measured = {
-                    "model": _images_per_s(fp32.embed, inputs[:size]),
-                    "decode+model": _images_per_s(partial(_embed_encoded, fp32), encoded[:size]),
-                    "model alike": _images_per_s(alike.embed, inputs[:size], callers=runners),
-                    "rpc": await _clients(stub, calls, RPC_S),
+                    "model": images_per_s(fp32.embed, inputs[:size]),
+                    "decode+model": images_per_s(partial(_embed_encoded, fp32), encoded[:size]),
+                    "model alike": images_per_s(alike.embed, inputs[:size], callers=runners),
+                    "rpc": await embed_rate(stub, calls, RPC_S),
                 }
                 for key, value in measured.items():
                     figures.setdefault((key, size), []).append(value)
     return figures
 
 
-def _calls(encoded: list[bytes], clients: int, size: int) -> list[encoder_pb2.EmbedRequest]:
-    """One request of `size` images per client, the images taken in turn from `encoded`."""
-    return [
-        encoder_pb2.EmbedRequest(
-            images=[encoded[(i * size + j) % len(encoded)] for j in range(size)]
-        )
-        for i in range(clients)
-    ]
-
-
 def _embed_encoded(encoder: Encoder, encoded: list[bytes]) -> object:
     """What a caller does in-process instead of calling Embed: decode, normalise, run."""
     decoded = np.stack([decode(data, Limits(), encoder.params) for data in encoded])
     return encoder.embed(normalise(decoded, encoder.params))
-
-
-async def _rate(calls: list[Callable[[], Awaitable[int]]], seconds: float) -> float:
-    """Items/s of one caller per function, each calling again as soon as it is answered; a
-    call returns how many items it served."""
-    stop = time.perf_counter() + seconds
-
-    async def caller(call: Callable[[], Awaitable[int]]) -> int:
-        served = 0
-        while time.perf_counter() < stop:
-            served += await call()
-        return served
-
-    started = time.perf_counter()
-    counts = await asyncio.gather(*(caller(call) for call in calls))
-    return sum(counts) / (time.perf_counter() - started)
-
-
-async def _clients(
-    stub: encoder_pb2_grpc.EncoderStub, calls: list[encoder_pb2.EmbedRequest], seconds: float
-) -> float:
-    """Images/s embedded for one caller per request."""
-
-    async def embed(request: encoder_pb2.EmbedRequest) -> int:
-        answer = await stub.Embed(request, timeout=CALL_TIMEOUT_S)
-        return sum(result.HasField("embedding") for result in answer.results)
-
-    return await _rate([partial(embed, request) for request in calls], seconds)
-
-
-async def _bare_calls(stub: encoder_pb2_grpc.EncoderStub, clients: int) -> float:
-    """Calls/s of GetModel, which runs no model: what gRPC alone allows these clients."""
-
-    async def get_model() -> int:
-        await stub.GetModel(encoder_pb2.GetModelRequest(), timeout=CALL_TIMEOUT_S)
-        return 1
-
-    return await _rate([get_model] * clients, RPC_S / 2)
 
 
 def _served(args: argparse.Namespace) -> tuple[int, int]:
@@ -340,35 +255,6 @@ def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Names
         f"gRPC alone: GetModel (no model run) answers "
         f"{statistics.median(figures['GetModel', 0]):.0f} calls/s to the same clients"
     )
-
-
-@contextlib.contextmanager
-def _encoder_server(version_dir: Path, threads: int, max_call: int) -> Iterator[str]:
-    """A real encoder server serving `version_dir`, on a free loopback port; always stopped."""
-    settings = cluster_config.load().encoder
-    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        models_dir = Path(scratch) / "models"
-        models_dir.mkdir()
-        (models_dir / version_dir.name).symlink_to(version_dir)
-        registry.set_current(models_dir, version_dir.name)
-        (port,) = process.free_ports()
-        address = f"127.0.0.1:{port}"
-        environment = {
-            "VS_HOST": "127.0.0.1",
-            "VS_ENCODER_PORTS": str(port),
-            "VS_ENCODER_MODELS_DIR": str(models_dir),
-            "VS_ENCODER_THREADS": str(threads),  # of each runner
-            "VS_ENCODER_VARIANT": "fp32",
-            "VS_ENCODER_MAX_BATCH": str(max(max_call, settings.max_batch)),
-            "VS_ENCODER_RELOAD_S": "0",
-            "VS_GRACE_S": "1",
-        }
-        log = Path(scratch) / "encoder.log"
-        server = process.start("encoder_svc.server", [], address, log, environment)
-        try:
-            yield address
-        finally:
-            process.stop(server, grace_s=15)
 
 
 if __name__ == "__main__":
