@@ -31,6 +31,7 @@ from locust.html import get_html_report
 from catalog.generate import generate
 from catalog.items import CatalogItem, open_catalog
 from infra import workspace
+from infra.ingest import ingest_catalog
 from infra.load_plan import OK, Call, Plan, plan_from, sample, summarise, table
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -82,22 +83,34 @@ class Budget:
 class Workload:
     """What the calls send: catalog items (their images read once) and a tag for new ids."""
 
+    catalog: Path
     items: list[CatalogItem]
     images: dict[str, bytes]
     tag: str
 
 
-class _Timer(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Times every call and fires Locust's request event with its outcome."""
+class _Bearer(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every call."""
 
-    def __init__(self, environment: Environment, metadata: Sequence[tuple[str, str]]) -> None:
-        self._environment = environment
-        self._metadata = list(metadata)
+    def __init__(self, token: str) -> None:
+        self._metadata = [("authorization", f"Bearer {token}")]
 
     def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: Any, request: Any
     ) -> Any:
-        details = details._replace(metadata=[*(details.metadata or ()), *self._metadata])
+        metadata = [*(details.metadata or ()), *self._metadata]
+        return continuation(details._replace(metadata=metadata), request)
+
+
+class _Timer(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Times every call and fires Locust's request event with its outcome."""
+
+    def __init__(self, environment: Environment) -> None:
+        self._environment = environment
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
         name = details.method.rsplit("/", 1)[-1]
         started, answer, failure, size = time.monotonic(), None, None, 0
         try:
@@ -138,9 +151,10 @@ class GatewayUser(User):
         super().__init__(environment)
         turn = next(self._turns)
         self._n = itertools.count(turn * 1_000_000)  # this user's share of the item numbers
-        metadata = [("authorization", f"Bearer {self.plan.token}")] if self.plan.token else []
         self._channel = grpc.insecure_channel(self.plan.targets[turn % len(self.plan.targets)])
-        intercepted = grpc.intercept_channel(self._channel, _Timer(environment, metadata))
+        intercepted = grpc.intercept_channel(
+            self._channel, *_bearer(self.plan), _Timer(environment)
+        )
         self.stub = gateway_pb2_grpc.VisualSearchStub(intercepted)
 
     def on_start(self) -> None:
@@ -206,13 +220,29 @@ TASKS = {
 }
 
 
+def _bearer(plan: Plan) -> list[_Bearer]:
+    return [_Bearer(plan.token)] if plan.token else []
+
+
+def prepare(plan: Plan, work: Workload) -> None:
+    """Ingests the workload's items through the first target (idempotent by id), waiting until
+    they are searchable, so that SimilarProducts finds them."""
+    with grpc.insecure_channel(plan.targets[0]) as channel:
+        stub = gateway_pb2_grpc.VisualSearchStub(grpc.intercept_channel(channel, *_bearer(plan)))
+        with open_catalog(work.catalog) as catalog:
+            loaded, errors = ingest_catalog(stub, catalog, work.items, workers=1)
+    print(f"prepared: {loaded} items ingested, {len(errors)} refused", flush=True)
+    for error in errors[:3]:
+        print(f"  {error.item_id}: {error.code} {error.message}")
+
+
 def workload(catalog_dir: Path | None, items: int) -> Workload:
     """`items` of the catalog (spread over it), their images read into memory."""
     folder = catalog_dir.resolve() if catalog_dir else generate(workspace.GENERATED)
     with open_catalog(folder) as catalog:
         chosen = sample(catalog.items, items)
         images = {item.id: catalog.image_bytes(item.id) for item in chosen}
-    return Workload(chosen, images, f"load-{int(time.time())}")
+    return Workload(folder, chosen, images, f"load-{int(time.time())}")
 
 
 def run(plan: Plan, work: Workload) -> tuple[list[Call], Environment]:
@@ -246,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     plan = plan_from(argv)
     grpc.experimental.gevent.init_gevent()  # after Locust's monkey patching, before a channel
     work = workload(plan.catalog, plan.items)
+    if plan.prepare:
+        prepare(plan, work)
     pace = f"{plan.rate:g} calls/s on {plan.users} users" if plan.rate else f"{plan.users} users"
     until = f"{plan.count} calls" if plan.count else f"{plan.duration_s:g} s"
     mix = ", ".join(f"{name} {weight}" for name, weight in plan.mix.items())

@@ -36,6 +36,7 @@ class Plan:
     timeout_s: float = 10.0
     k: int = 10
     items: int = 1000
+    prepare: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--items", type=int, default=1000, help="catalog items whose images and ids are sent"
     )
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="first ingest the --items (idempotent), so that SimilarProducts finds them",
+    )
     return parser
 
 
@@ -147,6 +153,7 @@ def plan_from(argv: Sequence[str] | None = None) -> Plan:
         args.timeout,
         args.k,
         args.items,
+        args.prepare,
     )
 
 
