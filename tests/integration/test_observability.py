@@ -119,10 +119,14 @@ def test_the_caller_gets_its_request_id_back_or_a_new_one(taxonomy: Taxonomy) ->
     sent = _ancestors(taxonomy.address, "Apparel", [*bearer(READER), ("x-request-id", "rq-1")])
     refused_call = _ancestors(taxonomy.address, "", [*bearer(READER), ("x-request-id", "rq-2")])
     fresh = _ancestors(taxonomy.address, "Apparel", bearer(READER))
+    too_long = _ancestors(
+        taxonomy.address, "Apparel", [*bearer(READER), ("x-request-id", "x" * 999)]
+    )
 
     assert _id_of(sent) == "rq-1"
     assert _id_of(refused_call) == "rq-2"  # an error carries it too
     assert re.fullmatch(r"[0-9a-f]{32}", _id_of(fresh))
+    assert re.fullmatch(r"[0-9a-f]{32}", _id_of(too_long))  # not copied into every log line
 
 
 def test_the_log_is_json_lines_and_a_calls_lines_carry_its_request_id(taxonomy: Taxonomy) -> None:
