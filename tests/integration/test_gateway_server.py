@@ -3,7 +3,7 @@ one too slow, one refusing every query: what `partial` means on the wire, the ca
 and the work below a call cancelled with it."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -13,13 +13,15 @@ from infra import process
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.shard_server import Service, fetch, item, put, running
 from tests.stuck_shard import CANCELLED
-from tests.taxonomy_server import READER
+from tests.taxonomy_server import READER, WRITER, bearer
 
 # Partitions hash to the three shards (crc32 of the node id): 102 Apparel/Topwear to the real
 # shard, 302 Accessories/Bags to the slow one, 202 Footwear/Shoes to the refusing one.
 ITEMS = [("t1", "Apparel/Topwear/Tshirts", 1), ("t2", "Apparel/Topwear/Shirts", 2)]
 WITH_SLOW = ["Apparel", "Accessories"]
 WITH_REFUSING = ["Apparel", "Footwear"]
+IMAGE_LIMIT = 1000
+AS_READER, AS_WRITER = bearer(READER), bearer(WRITER)
 
 
 @dataclass
@@ -51,9 +53,11 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
             "VS_GATEWAY_PORT": str(gateway_port),
             "VS_ENCODER_PORTS": str(encoder_port),  # nothing there: these searches need none
             "VS_AUTH_TOKEN": READER,
-            "VS_AUTH_TOKENS_FILE": "",
+            "VS_AUTH_TOKENS_FILE": str(folder / "tokens.toml"),  # the callers of tests/
             "VS_GATEWAY_DEADLINE_S": "30",  # the caller's deadline decides
             "VS_GATEWAY_EJECT_AFTER": "1000",  # always ask the stuck shards
+            "VS_GATEWAY_MAX_BATCH": "4",
+            "VS_ENCODER_MAX_IMAGE_BYTES": str(IMAGE_LIMIT),
         }
         gateway = Service("gateway.server", [], f"127.0.0.1:{gateway_port}",
                           folder / "gateway.log", env)  # fmt: skip
@@ -75,7 +79,9 @@ def similar(front: Front, categories: list[str]) -> gateway_pb2.SimilarProductsR
 
 
 def test_shards_that_answer_give_a_whole_answer(front: Front) -> None:
-    response = front.gateway.SimilarProducts(similar(front, ["Apparel"]), timeout=10)
+    response = front.gateway.SimilarProducts(
+        similar(front, ["Apparel"]), timeout=10, metadata=AS_READER
+    )
 
     assert not response.partial and list(response.failed_shards) == []
     assert [r.item_id for r in response.results] == ["t2"]
@@ -83,7 +89,9 @@ def test_shards_that_answer_give_a_whole_answer(front: Front) -> None:
 
 def test_a_slow_shard_leaves_a_partial_answer_inside_the_callers_deadline(front: Front) -> None:
     started = time.monotonic()
-    response = front.gateway.SimilarProducts(similar(front, WITH_SLOW), timeout=1.5)
+    response = front.gateway.SimilarProducts(
+        similar(front, WITH_SLOW), timeout=1.5, metadata=AS_READER
+    )
     took = time.monotonic() - started
 
     assert took < 1.5
@@ -94,7 +102,9 @@ def test_a_slow_shard_leaves_a_partial_answer_inside_the_callers_deadline(front:
 
 def test_a_cancelled_call_cancels_the_slow_shards_work(front: Front) -> None:
     before = front.slow.output().count(CANCELLED)
-    call = front.gateway.SimilarProducts.future(similar(front, WITH_SLOW), timeout=30)
+    call = front.gateway.SimilarProducts.future(
+        similar(front, WITH_SLOW), timeout=30, metadata=AS_READER
+    )
     time.sleep(1.0)  # the search is waiting on the slow shard
 
     assert call.cancel()
@@ -108,7 +118,7 @@ def test_a_shard_that_refuses_the_query_is_an_error_with_its_code_not_partial(
     front: Front,
 ) -> None:
     with pytest.raises(grpc.RpcError) as refused:
-        front.gateway.SimilarProducts(similar(front, WITH_REFUSING), timeout=10)
+        front.gateway.SimilarProducts(similar(front, WITH_REFUSING), timeout=10, metadata=AS_READER)
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "16" in (refused.value.details() or "")  # the shard's own reason
@@ -127,7 +137,7 @@ def test_search_many_answers_each_query_in_order(front: Front) -> None:
         min_seq=front.seq,
     )
 
-    answers = front.gateway.SearchMany(request, timeout=10).answers
+    answers = front.gateway.SearchMany(request, timeout=10, metadata=AS_READER).answers
 
     assert [a.WhichOneof("outcome") for a in answers] == ["response", "error", "error", "response"]
     assert [r.item_id for r in answers[0].response.results] == ["t2"]
@@ -135,6 +145,55 @@ def test_search_many_answers_each_query_in_order(front: Front) -> None:
     assert (answers[1].error.index, answers[1].error.code) == (1, "NOT_FOUND")
     assert answers[1].error.item_id == "missing"
     assert (answers[2].error.index, answers[2].error.code) == (2, "INVALID_ARGUMENT")
+
+
+def _refused(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as refused:
+        call()
+    return refused.value.code(), refused.value.details() or ""
+
+
+def test_each_limit_is_refused_naming_it(front: Front) -> None:
+    search = front.gateway.SearchByImage
+    many = gateway_pb2.SearchManyRequest(queries=[gateway_pb2.Query(product_id="t1")] * 5)
+    big = gateway_pb2.SearchByImageRequest(image=b"x" * (IMAGE_LIMIT + 1))
+
+    assert _refused(lambda: search(big, timeout=10, metadata=AS_READER)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"image is {IMAGE_LIMIT + 1:,} bytes; the limit is encoder.max_image_bytes={IMAGE_LIMIT:,}",
+    )
+    code, message = _refused(lambda: front.gateway.SearchMany(many, metadata=AS_READER))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "gateway.max_batch=4" in message
+    request = gateway_pb2.SearchByImageRequest(image=b"x", k=101)
+    code, message = _refused(lambda: search(request, timeout=10, metadata=AS_READER))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "k=101" in message
+
+
+def test_an_ingest_refuses_an_image_over_the_limit_alone_and_records_the_rest(front: Front) -> None:
+    request = gateway_pb2.IngestRequest(
+        items=[gateway_pb2.IngestItem(id="big", image=b"x" * (IMAGE_LIMIT + 1))]
+    )
+
+    response = front.gateway.Ingest(request, timeout=10, metadata=AS_WRITER)
+
+    assert response.ingested == 0 and response.seq == 0
+    assert [(e.index, e.item_id, e.code) for e in response.errors] == [
+        (0, "big", "INVALID_ARGUMENT")
+    ]
+
+
+def test_callers_need_a_known_token_with_the_methods_role(front: Front) -> None:
+    request = similar(front, ["Apparel"])
+    ingest = gateway_pb2.IngestRequest(items=[gateway_pb2.IngestItem(id="a", image=b"x")])
+
+    code, _ = _refused(lambda: front.gateway.SimilarProducts(request, timeout=10))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    code, _ = _refused(
+        lambda: front.gateway.SimilarProducts(request, timeout=10, metadata=bearer("nope"))
+    )
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    code, message = _refused(lambda: front.gateway.Ingest(ingest, timeout=10, metadata=AS_READER))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "'writer'" in message
 
 
 def _wait_for(condition: object, timeout_s: float = 10.0) -> None:
