@@ -1,8 +1,11 @@
-"""Encoder replicas: two encoder processes on loopback, the gateway's one channel over both."""
+"""Encoder replicas: encoder processes on loopback, the gateway's one channel over them all."""
 
 import asyncio
 import collections
+import contextlib
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,13 @@ from encoder_svc import registry
 from gateway.clients import Cluster
 from infra import process
 from tests.images import noise
-from tests.integration.test_encoder_server import _copy_version, _environment, models_dir
+from tests.integration.test_encoder_server import (
+    ROOT,
+    _child_env,
+    _copy_version,
+    _environment,
+    models_dir,
+)
 
 __all__ = ["models_dir"]  # the tiny exported model, a fixture shared with the server test
 
@@ -32,43 +41,90 @@ def _replica_models(models_dir: Path, root: Path, n: int) -> Path:
     return models
 
 
-@pytest.fixture(scope="module")
-def ports(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
-    """The ports of REPLICAS encoder processes, each started as `--replica N` of them all;
-    always stopped."""
-    root = tmp_path_factory.mktemp("replicas")
-    ports = process.free_ports(REPLICAS)
-    servers = []
+@contextlib.contextmanager
+def _replicas(
+    models_dir: Path, root: Path, ports: list[int]
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """An encoder process per port, each started as `--replica N` of them all; always
+    stopped."""
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         for n, port in enumerate(ports):
             env = {
                 **_environment(_replica_models(models_dir, root, n), port),
                 "VS_ENCODER_PORTS": ",".join(map(str, ports)),
             }
-            address = f"127.0.0.1:{port}"
             log = root / f"encoder-{n}.log"
+            address = f"127.0.0.1:{port}"
             servers.append(
                 process.start("encoder_svc.server", ["--replica", str(n)], address, log, env)
             )
-        yield ports
+        yield servers
     finally:
         for server in servers:
             process.stop(server, grace_s=15)
 
 
-async def _versions(config: ClusterConfig, calls: int) -> collections.Counter[str]:
-    """The model version of each of `calls` Embed answers, through the gateway's clients."""
-    cluster = Cluster(config)
-    try:
-        answers = [await cluster.embed([noise(i)], 1, TIMEOUT_S) for i in range(calls)]
-    finally:
-        await cluster.close()
+@pytest.fixture(scope="module")
+def ports(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
+    """The ports of REPLICAS encoder processes, serving until the module's tests end."""
+    ports = process.free_ports(REPLICAS)
+    with _replicas(models_dir, tmp_path_factory.mktemp("replicas"), ports):
+        yield ports
+
+
+def _config(ports: list[int]) -> ClusterConfig:
+    return ClusterConfig(host="127.0.0.1", encoder=EncoderConfig(ports=tuple(ports)))
+
+
+async def _versions(cluster: Cluster, calls: int) -> collections.Counter[str]:
+    """The model version of each of `calls` Embed answers, each with its embedding."""
+    answers = [await cluster.embed([noise(i)], 1, TIMEOUT_S) for i in range(calls)]
     assert all(len(results) == 1 and results[0].vector is not None for _, results in answers)
     return collections.Counter(version for version, _ in answers)
 
 
+async def _spread(config: ClusterConfig, calls: int) -> collections.Counter[str]:
+    cluster = Cluster(config)
+    try:
+        return await _versions(cluster, calls)
+    finally:
+        await cluster.close()
+
+
 def test_the_gateway_spreads_embed_over_every_replica(ports: list[int]) -> None:
-    config = ClusterConfig(host="127.0.0.1", encoder=EncoderConfig(ports=tuple(ports)))
-    served = asyncio.run(_versions(config, CALLS))
+    served = asyncio.run(_spread(_config(ports), CALLS))
     assert set(served) == {f"replica-{n}" for n in range(REPLICAS)}, served
     assert sum(served.values()) == CALLS
+
+
+def test_embed_goes_on_when_a_replica_stops(models_dir: Path, tmp_path: Path) -> None:
+    ports = process.free_ports(REPLICAS)
+    with _replicas(models_dir, tmp_path, ports) as servers:
+
+        async def stop_one() -> tuple[collections.Counter[str], collections.Counter[str]]:
+            cluster = Cluster(_config(ports))
+            try:
+                before = await _versions(cluster, 4)
+                await asyncio.to_thread(process.stop, servers[0], 15)
+                return before, await _versions(cluster, 10)
+            finally:
+                await cluster.close()
+
+        before, after = asyncio.run(stop_one())
+    assert set(before) == {"replica-0", "replica-1"}
+    assert after == {"replica-1": 10}  # every call answered, by the replica left
+
+
+def test_a_replica_beyond_the_ports_is_refused(models_dir: Path) -> None:
+    env = {**_child_env(models_dir), "VS_ENCODER_PORTS": "50990,50991"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "encoder_svc.server", "--replica", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert "--replica 2: config.encoder.ports has 2" in finished.stderr
