@@ -156,7 +156,8 @@ def _stream(inner: Any, around: Around) -> Any:
 
 class ShedInterceptor(grpc.aio.ServerInterceptor):
     """Refuses a call at once with RESOURCE_EXHAUSTED while `limit` calls are in flight,
-    instead of queueing it without bound; health checks and reflection are never refused.
+    instead of queueing it without bound; health checks, reflection and streams (a follower's
+    Watch, a Scan: few, and open for long) are neither refused nor counted.
 
     (grpc.aio.server's own maximum_concurrent_rpcs would refuse health checks too, and
     without saying which limit.) The aio server runs every handler on one event loop and the
@@ -179,7 +180,11 @@ class ShedInterceptor(grpc.aio.ServerInterceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_NEVER_SHED):
+        if (
+            handler is None
+            or handler_call_details.method.startswith(_NEVER_SHED)
+            or handler.unary_unary is None  # a stream (a follower's Watch) lives long: not shed
+        ):
             return handler
         return _wrapped(handler, self._counted)
 

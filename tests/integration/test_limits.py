@@ -1,7 +1,7 @@
 """Every service's limits, through the services' own serve(): message size and calls in flight."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -44,8 +44,14 @@ async def _large(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return b"x" * 5000
 
 
+async def _stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    for part in (b"a", b"b"):
+        yield part
+
+
 def _handlers(slow: Slow) -> dict[str, grpc.RpcMethodHandler]:
     return {
+        "Stream": grpc.unary_stream_rpc_method_handler(_stream),
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "Echo": grpc.unary_unary_rpc_method_handler(_echo),
         "Large": grpc.unary_unary_rpc_method_handler(_large),
@@ -104,6 +110,14 @@ def test_health_is_served_while_full() -> None:
             health_pb2.HealthCheckRequest(service=""), timeout=CALL_S
         )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    _while_full(scenario)
+
+
+def test_a_stream_is_neither_refused_nor_counted_while_full() -> None:
+    async def scenario(channel: grpc.aio.Channel, _: list[asyncio.Task[bytes]], __: Slow) -> None:
+        stream = channel.unary_stream(f"/{SERVICE}/Stream")(b"", timeout=CALL_S)
+        assert [part async for part in stream] == [b"a", b"b"]
 
     _while_full(scenario)
 
