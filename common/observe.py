@@ -26,9 +26,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any
 
 import grpc
 import prometheus_client
@@ -62,6 +61,9 @@ CLIENT_LATENCY = prometheus_client.Histogram(
     buckets=BUCKETS,
 )
 
+# Shed calls are only counted: a line for each would add to the load that made them shed.
+_UNLOGGED = frozenset({grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED})
+
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
 _pending: set["asyncio.Task[None]"] = set()  # client timings being recorded, kept alive
 
@@ -72,7 +74,7 @@ def request_id() -> str:
 
 
 @contextlib.contextmanager
-def requested_as(rid: str) -> Any:
+def requested_as(rid: str) -> Iterator[None]:
     """Makes `rid` the `request_id()` of the code run inside the block."""
     reset = _request_id.set(rid)
     try:
@@ -87,7 +89,8 @@ class ObserveInterceptor(grpc.aio.ServerInterceptor):
     It must be the outermost interceptor (first in the server's list): it then sees the code
     of a call refused by an inner one (auth) or aborted by the error mapping. A call whose
     handler is cancelled counts as DEADLINE_EXCEEDED once its deadline has passed, else as
-    CANCELLED (the client went away). A call ending in any code but OK is logged.
+    CANCELLED (the client went away). A call ending in any code but OK (or RESOURCE_EXHAUSTED,
+    shed) is logged.
     """
 
     async def intercept_service(
@@ -177,7 +180,7 @@ async def _observed(
             seconds = time.perf_counter() - started
             REQUESTS.labels(service, method, code.name).inc()
             LATENCY.labels(service, method).observe(seconds)
-            if code != grpc.StatusCode.OK:
+            if code not in _UNLOGGED:
                 why, ms = context.details() or "", seconds * 1e3
                 log.info("/%s/%s ended %s after %.1f ms: %s", service, method, code.name, ms, why)
 

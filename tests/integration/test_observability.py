@@ -4,10 +4,12 @@ scraped over HTTP, and on two real aio servers where one calls the other."""
 import asyncio
 import json
 import re
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -28,6 +30,7 @@ LINES = """101 - Apparel
 102 - Apparel > Topwear
 103 - Apparel > Topwear > Tshirts
 """
+Value = TypeVar("Value")
 GRPC_CORE_LINE = re.compile(r"^[DIWEF]\d{4} ")  # grpc's own C++ logging, not ours
 
 
@@ -74,6 +77,17 @@ def _scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
+def _eventually(get: Callable[[], Value], done: Callable[[Value], bool]) -> Value:
+    """What `get` returns once `done` holds of it, or after 5 s: the server logs and counts a
+    call just after its status has gone to the caller."""
+    deadline = time.monotonic() + 5.0
+    value = get()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = get()
+    return value
+
+
 def _requests(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], code: str) -> float:
     labels = frozenset({"service": TAXONOMY, "method": "Ancestors", "code": code}.items())
     return samples.get(("visualsearch_requests_total", labels), 0.0)
@@ -105,7 +119,11 @@ def test_metrics_count_each_call_by_its_final_code_and_time_it(taxonomy: Taxonom
     good = _ancestors(taxonomy.address, "Apparel/Topwear/Tshirts", bearer(READER))
     bad = _ancestors(taxonomy.address, "", bearer(READER))
     anonymous = _ancestors(taxonomy.address, "Apparel", [])
-    after = _scrape(taxonomy.metrics)
+    # a refusal reaches the caller a moment before the server counts it
+    after = _eventually(
+        lambda: _scrape(taxonomy.metrics),
+        lambda samples: _latency_count(samples) >= _latency_count(before) + 3,
+    )
 
     assert good.code() == grpc.StatusCode.OK
     assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -132,7 +150,7 @@ def test_the_caller_gets_its_request_id_back_or_a_new_one(taxonomy: Taxonomy) ->
 def test_the_log_is_json_lines_and_a_calls_lines_carry_its_request_id(taxonomy: Taxonomy) -> None:
     _ancestors(taxonomy.address, "", [*bearer(READER), ("x-request-id", "find-me-42")])
 
-    text = taxonomy.log.read_text()
+    text = _eventually(taxonomy.log.read_text, lambda text: "find-me-42" in text)
     ours = [line for line in text.splitlines() if line and not GRPC_CORE_LINE.match(line)]
     records = [json.loads(line) for line in ours]  # fails on any line that is not JSON
     assert any(r["message"].startswith("taxonomy serving on") for r in records)
@@ -204,9 +222,9 @@ def _client_count(labels: dict[str, str]) -> float:
     return 0.0
 
 
-async def _slow_call(how: str) -> None:
+async def _slow_call(how: str, before: float) -> None:
     """A call refused, or one to a slow handler whose deadline passes ("late") or that the
-    client cancels ("cancel"); returns once the server has counted it."""
+    client cancels ("cancel"); returns once the server has counted it (past `before`)."""
     started = asyncio.Event()
 
     async def slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -228,20 +246,21 @@ async def _slow_call(how: str) -> None:
     ):
         if how == "refused":
             await refused(chan.unary_unary(f"/{SERVICE}/Refusing")(b"", timeout=5))
-            return
-        call = chan.unary_unary(f"/{SERVICE}/Slow")(b"", timeout=0.5 if how == "late" else 5)
-        await started.wait()
-        if how == "cancel":
-            call.cancel()
-        with pytest.raises((grpc.aio.AioRpcError, asyncio.CancelledError)):
-            await call
+        else:
+            call = chan.unary_unary(f"/{SERVICE}/Slow")(b"", timeout=0.5 if how == "late" else 5)
+            await started.wait()
+            if how == "cancel":
+                call.cancel()
+            with pytest.raises((grpc.aio.AioRpcError, asyncio.CancelledError)):
+                await call
         for _ in range(100):  # the server side ends a moment after the client's
-            if _served("Slow", _CODES[how]):
+            if _served(_METHODS[how], _CODES[how]) > before:
                 return
             await asyncio.sleep(0.05)
 
 
 _CODES = {"late": "DEADLINE_EXCEEDED", "cancel": "CANCELLED", "refused": "INVALID_ARGUMENT"}
+_METHODS = {"late": "Slow", "cancel": "Slow", "refused": "Refusing"}
 
 
 def _served(method: str, code: str) -> float:
@@ -255,7 +274,6 @@ def _served(method: str, code: str) -> float:
 
 @pytest.mark.parametrize("how", ["late", "cancel", "refused"])
 def test_a_call_cancelled_late_or_refused_is_counted_under_its_final_code(how: str) -> None:
-    method = "Refusing" if how == "refused" else "Slow"
-    before = _served(method, _CODES[how])
-    asyncio.run(_slow_call(how))
-    assert _served(method, _CODES[how]) == before + 1
+    before = _served(_METHODS[how], _CODES[how])
+    asyncio.run(_slow_call(how, before))
+    assert _served(_METHODS[how], _CODES[how]) == before + 1
