@@ -6,10 +6,12 @@ import contextlib
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from common.config import ClusterConfig, EncoderConfig
 from encoder_svc import registry
@@ -29,6 +31,7 @@ __all__ = ["models_dir"]  # the tiny exported model, a fixture shared with the s
 REPLICAS = 2
 CALLS = 20
 TIMEOUT_S = 10.0
+METRICS_OFFSET = 1000  # the default: a replica's /metrics is on its gRPC port + this
 
 
 def _replica_models(models_dir: Path, root: Path, n: int) -> Path:
@@ -96,6 +99,36 @@ def test_the_gateway_spreads_embed_over_every_replica(ports: list[int]) -> None:
     served = asyncio.run(_spread(_config(ports), CALLS))
     assert set(served) == {f"replica-{n}" for n in range(REPLICAS)}, served
     assert sum(served.values()) == CALLS
+
+
+def _embed_figures(port: int) -> tuple[float, float, float]:
+    """A replica's own count of Embed calls answered OK, images run through its model, and
+    images waiting, from its /metrics."""
+    url = f"http://127.0.0.1:{port + METRICS_OFFSET}/metrics"
+    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as page:
+        families = text_string_to_metric_families(page.read().decode())
+        samples = [sample for family in families for sample in family.samples]
+    calls = sum(
+        s.value
+        for s in samples
+        if s.name == "visualsearch_requests_total"
+        and s.labels.get("method") == "Embed"
+        and s.labels.get("code") == "OK"
+    )
+    (images,) = (s.value for s in samples if s.name == "visualsearch_encoder_batch_images_sum")
+    (queued,) = (s.value for s in samples if s.name == "visualsearch_encoder_queue_images")
+    return calls, images, queued
+
+
+def test_each_replica_counts_the_calls_and_images_it_served(ports: list[int]) -> None:
+    before = [_embed_figures(port) for port in ports]
+    asyncio.run(_spread(_config(ports), CALLS))
+    after = [_embed_figures(port) for port in ports]
+    calls = [a[0] - b[0] for a, b in zip(after, before, strict=True)]
+    images = [a[1] - b[1] for a, b in zip(after, before, strict=True)]
+    assert sum(calls) == CALLS and min(calls) > 0, calls
+    assert images == calls  # one image a call, each run through its replica's model once
+    assert [figures[2] for figures in after] == [0] * REPLICAS
 
 
 def test_embed_goes_on_when_a_replica_stops(models_dir: Path, tmp_path: Path) -> None:
