@@ -1,5 +1,7 @@
 """Outgoing calls: channels with the cluster's retry policy, and status codes back to exceptions."""
 
+import contextlib
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -85,7 +87,22 @@ def channel(
 
 
 def balanced_target(addresses: Sequence[str]) -> str:
-    """One channel target for several host:port addresses, for a `balanced` channel."""
+    """One channel target for several host:port addresses, for a `balanced` channel: gRPC's
+    static list ("ipv4:h:p,h:p"), or the one address as it is.
+
+    Raises:
+        InvalidArgument: several addresses, one of whose hosts is not an IPv4 address.
+    """
+    if len(addresses) == 1:
+        return addresses[0]
+    for address in addresses:
+        host = address.rsplit(":", 1)[0]
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).version == 4:
+                continue
+        raise errors.InvalidArgument(
+            f"{address}: several replicas need IPv4 addresses (the cluster's host) to balance over"
+        )
     return "ipv4:" + ",".join(addresses)
 
 

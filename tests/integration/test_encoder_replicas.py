@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.clients import balanced_target
 from common.config import ClusterConfig, EncoderConfig
+from common.errors import InvalidArgument
 from encoder_svc import registry
 from gateway.clients import Cluster
 from infra import process
@@ -161,3 +163,10 @@ def test_a_replica_beyond_the_ports_is_refused(models_dir: Path) -> None:
     )
     assert finished.returncode != 0
     assert "--replica 2: config.encoder.ports has 2" in finished.stderr
+
+
+def test_replicas_are_balanced_over_ipv4_addresses_or_one_address_as_it_is() -> None:
+    assert balanced_target(["127.0.0.1:1", "127.0.0.1:2"]) == "ipv4:127.0.0.1:1,127.0.0.1:2"
+    assert balanced_target(["localhost:1"]) == "localhost:1"
+    with pytest.raises(InvalidArgument, match="localhost:1: several replicas need IPv4"):
+        balanced_target(["127.0.0.1:2", "localhost:1"])
