@@ -71,7 +71,10 @@ async def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _load(version_dir: Path, settings: EncoderConfig) -> Encoder:
-    threads = settings.threads or threads_per_runner(os.cpu_count() or 1, settings)
+    replicas = len(settings.ports)
+    threads = settings.threads or threads_per_runner(
+        os.cpu_count() or 1, settings.batch_runners, replicas
+    )
     encoder = Encoder.load(version_dir, threads, settings.variant, settings.spin_us)
     log.info(
         "encoder model %s %s (%d leaves, dim %d) on %s, %d runs at once of %d threads",
@@ -86,11 +89,11 @@ def _load(version_dir: Path, settings: EncoderConfig) -> Encoder:
     return encoder
 
 
-def threads_per_runner(cores: int, settings: EncoderConfig) -> int:
+def threads_per_runner(cores: int, runners: int, replicas: int) -> int:
     """The onnxruntime threads of each batch runner when `threads` is 0: the machine's cores
     shared among every runner of every replica (at least one each), since the replicas of
     one cluster run side by side on it and more threads than cores only contend."""
-    return max(1, cores // (settings.batch_runners * len(settings.ports)))
+    return max(1, cores // (runners * replicas))
 
 
 async def _follow_current(embedder: Embedder, settings: EncoderConfig) -> None:

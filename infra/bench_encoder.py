@@ -34,6 +34,7 @@ from common import config as cluster_config
 from encoder_svc.preprocess import Limits, decode, normalise
 from encoder_svc.registry import ModelMeta
 from encoder_svc.runtime import Encoder
+from encoder_svc.server import threads_per_runner
 from infra import workspace
 from infra.encoder_harness import (
     catalog_images,
@@ -60,7 +61,7 @@ def main() -> None:
     print(f"model {meta.version} from {version_dir}; images from {catalog_dir}")
     results: dict[int, Figures] = {}
     for replicas in args.replicas:
-        threads = max(1, args.threads // (runners * replicas))
+        threads = _server_threads(args.threads, replicas)
         print(f"{replicas} encoder process(es), {runners} runners of {threads} threads each ...")
         with encoder_servers(version_dir, threads, max(args.call_images), replicas) as addresses:
             results[replicas] = asyncio.run(_measure(addresses, fp32, encoded, inputs, args))
@@ -91,6 +92,12 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("var/bench/encoder"))
     return parser.parse_args()
+
+
+def _server_threads(threads: int, replicas: int) -> int:
+    """The onnxruntime threads of each batch runner: `threads` shared as the server's default
+    (threads 0) shares the machine's cores."""
+    return threads_per_runner(threads, cluster_config.load().encoder.batch_runners, replicas)
 
 
 async def _measure(
@@ -199,7 +206,10 @@ def _write(results: dict[int, Figures], args: argparse.Namespace, version: str) 
         "when": now.isoformat(timespec="seconds"),
         "model_version": version,
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "encoder": vars(cluster_config.load().encoder),
+        "encoder_config": vars(cluster_config.load().encoder),  # VS_* of the servers on top
+        "threads_per_runner": {
+            str(replicas): _server_threads(args.threads, replicas) for replicas in results
+        },
         "processes": {
             str(replicas): {
                 key: {"median": statistics.median(runs), "runs": runs}
