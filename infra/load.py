@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 import gevent
 import grpc
 import grpc.experimental.gevent
-from locust import User, constant, constant_throughput
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from locust import User
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.html import get_html_report
@@ -154,6 +155,7 @@ class GatewayUser(User):
         turn = next(self._turns)
         self._n = itertools.count(turn * 1_000_000)  # this user's share of the item numbers
         self._channel = grpc.insecure_channel(self.plan.targets[turn % len(self.plan.targets)])
+        self._slot = 0.0  # when a paced user calls next (monotonic seconds)
         intercepted = grpc.intercept_channel(
             self._channel, *_bearer(self.plan), _Timer(environment)
         )
@@ -161,12 +163,27 @@ class GatewayUser(User):
 
     def on_start(self) -> None:
         """Connects before the first call (a connection's set-up is not a call's latency);
-        paced users then start at random points of their period, so that they do not call in
-        step (all at once, then all idle)."""
-        with contextlib.suppress(grpc.FutureTimeoutError):  # its calls will say why
-            grpc.channel_ready_future(self._channel).result(timeout=CONNECT_S)
+        a paced user then waits for its first slot, at a random point of its period, so that
+        the users do not call in step."""
+        with contextlib.suppress(grpc.RpcError):  # its calls will say why
+            health = health_pb2_grpc.HealthStub(self._channel)
+            health.Check(health_pb2.HealthCheckRequest(), timeout=CONNECT_S, wait_for_ready=True)
         if self.plan.rate:
-            gevent.sleep(random.uniform(0, self.plan.users / self.plan.rate))
+            self._slot = time.monotonic() + random.uniform(0, self._period)
+            gevent.sleep(self._slot - time.monotonic())
+
+    def wait_time(self) -> float:
+        """None for a closed loop; paced, until this user's next slot, one a period after the
+        last (a slot already past is dropped, not made up in a burst)."""
+        if not self.plan.rate:
+            return 0.0
+        now = time.monotonic()
+        self._slot = max(self._slot + self._period, now)
+        return self._slot - now
+
+    @property
+    def _period(self) -> float:
+        return self.plan.users / self.plan.rate if self.plan.rate else 0.0
 
     def on_stop(self) -> None:
         self._channel.close()
@@ -252,10 +269,9 @@ def workload(catalog_dir: Path | None, items: int) -> Workload:
 
 def run(plan: Plan, work: Workload) -> tuple[list[Call], Environment]:
     """Runs the plan's users on Locust until its budget is spent; returns every call."""
-    pace = constant_throughput(plan.rate / plan.users) if plan.rate else constant(0)
     budget = Budget(plan.count, plan.duration_s)
     tasks = {TASKS[name]: weight for name, weight in plan.mix.items()}
-    attributes = {"plan": plan, "budget": budget, "work": work, "tasks": tasks, "wait_time": pace}
+    attributes = {"plan": plan, "budget": budget, "work": work, "tasks": tasks}
     user = type("MixUser", (GatewayUser,), {**attributes, "abstract": False})
     environment = Environment(user_classes=[user], catch_exceptions=True)
     calls: list[Call] = []
