@@ -86,7 +86,8 @@ def main() -> None:
             figures["two_gateways"] = {kind: bench.sweep(kind, [gateway, second]) for kind in KINDS}
     (args.out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     _print(figures)
-    print(f"\nwritten: {args.out / 'summary.json'}; load reports under {args.out / 'runs'}")
+    written = [args.out / "summary.json", *_plot(figures, args.out / "saturation.png")]
+    print(f"\nwritten: {', '.join(map(str, written))}; load reports under {args.out / 'runs'}")
 
 
 def _arguments() -> argparse.Namespace:
@@ -330,6 +331,38 @@ def _print(figures: dict[str, Any]) -> None:
         f"  of which Rerank on the taxonomy {o['rerank']:.2f} ms; the gateway beyond its calls "
         f"{o['beyond_its_calls']:.2f} ms"
     )
+
+
+def _plot(figures: dict[str, Any], file: Path) -> list[Path]:
+    """Calls/s and p50 against callers, per call and gateway count; none without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return []
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    figure, (rate, latency) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for section, style in (("saturation", "-o"), ("two_gateways", "--x")):
+        for kind in KINDS:
+            steps = figures[section][kind]["steps"]
+            users = [step["users"] for step in steps]
+            label = f"{kind}, {'1 gateway' if section == 'saturation' else '2 gateways'}"
+            rate.plot(users, [step["per_s"] for step in steps], style, label=label)
+            latency.plot(users, [step["p50_ms"] for step in steps], style, label=label)
+    for axis, title in ((rate, "calls/s"), (latency, "p50 latency, ms")):
+        axis.set_xscale("log", base=2)
+        axis.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:g}"))
+        axis.set_xlabel("concurrent callers")
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+    rate.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(file, dpi=110)
+    plt.close(figure)
+    return [file]
 
 
 if __name__ == "__main__":
