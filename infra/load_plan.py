@@ -136,8 +136,9 @@ def plan_from(argv: Sequence[str] | None = None) -> Plan:
         cli.error(str(error))
     if args.rate is not None and args.rate <= 0:
         cli.error(f"--rate must be above zero, not {args.rate}")
-    if (args.users is not None and args.users < 1) or (args.count is not None and args.count < 1):
-        cli.error("--users and --count must be at least 1")
+    for name in ("users", "count", "items"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            cli.error(f"--{name} must be at least 1, not {getattr(args, name)}")
     users = args.users or (math.ceil(args.rate / CALLS_PER_USER_S) if args.rate else 1)
     targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
     return Plan(

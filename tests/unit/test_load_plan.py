@@ -57,6 +57,7 @@ def test_a_rate_without_users_gets_one_user_per_four_calls_a_second() -> None:
         (["--out", "x"], "one of the arguments --duration --count is required"),
         (["--count", "3", "--duration", "1s", "--out", "x"], "not allowed with"),
         (["--count", "0", "--out", "x"], "--count must be at least 1"),
+        (["--items", "0", "--count", "3", "--out", "x"], "--items must be at least 1"),
         (["--rate", "0", "--count", "3", "--out", "x"], "--rate must be above zero"),
         (["--mix", "search=0", "--count", "3", "--out", "x"], "no call a weight"),
     ],
