@@ -324,8 +324,8 @@ class Gateway:
         deadline. Shards left out by `health` are not asked.
 
         Returns:
-            The neighbours, and the shards that gave no answer for a partition no replica
-            answered for (the answer is partial).
+            The neighbours, and the shards that gave no answer (or are left out) for a
+            partition no replica answered for (the answer is partial).
 
         Raises:
             VisualSearchError: a shard refused the query (a vector of another width, say):
@@ -371,10 +371,11 @@ class Gateway:
                 for part in missing:
                     tried[part].append(shard)
         metrics.FANOUT.observe(asked)
+        out = self._health.out
         failed = {
             shard
             for part in unanswered
-            for shard in tried[part] or tree.routes.serving(part)  # all left out: none asked
+            for shard in (*tried[part], *(s for s in tree.routes.serving(part) if s in out))
         }
         if failed:
             metrics.PARTIAL.inc()

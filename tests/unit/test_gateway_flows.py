@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from common.config import ClusterConfig, GatewayConfig
+from common.config import ClusterConfig, GatewayConfig, IndexConfig
 from common.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -201,3 +201,21 @@ def test_a_write_waiting_to_be_visible_reports_a_shard_out_of_time_with_its_code
 
     with pytest.raises(Unavailable):
         asyncio.run(writer(FakeCluster(encoder_down=True)).ingest([NewItem("a", b"photo")]))
+
+
+def test_a_partition_without_an_answer_names_its_replicas_left_out_as_failed_too() -> None:
+    config = ClusterConfig(index=IndexConfig(ports=(7001, 7002), replicas=2))
+    first, second = config.shard_addresses
+    cluster = FakeCluster(config=config, down={first})
+
+    async def run() -> SearchResult:
+        front = await gateway(cluster)
+        for _ in range(2 * config.gateway.eject_after):  # fails over each time; then left out
+            assert not (await front.search_by_image(b"photo", 10, EVERYWHERE)).partial
+        assert front._health.out == {first}
+        cluster.down.add(second)
+        return await front.search_by_image(b"photo", 10, EVERYWHERE)
+
+    result = asyncio.run(run())
+
+    assert result.partial and result.failed_shards == [first, second]
