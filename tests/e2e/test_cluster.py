@@ -7,6 +7,8 @@ import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +21,7 @@ import pytest
 
 from catalog.split import is_held_out
 from common.paths import partition_of
-from infra import cluster
+from infra import cluster, process
 from protos.visualsearch.v1 import (
     gateway_pb2,
     index_pb2,
@@ -367,6 +369,34 @@ def test_a_partition_moved_away_and_back_loses_and_duplicates_nothing(running: R
     for ids in answers:
         assert ids[0] == item.id, ids
         assert len(ids) == len(set(ids))
+
+
+LOAD_CALLS = 30
+
+
+def test_the_load_generator_runs_a_fixed_count_of_the_mix_and_reports_it(
+    running: Running, tmp_path: Path
+) -> None:
+    gateway = running.config.address(running.config.gateway.port)
+    out = tmp_path / "load"
+    command = [sys.executable, "-m", "infra.load", "--target", gateway]
+    # equal weights: each kind is drawn at least once in 30 calls but for a chance of 1e-5
+    command += ["--mix", "search=1,similar=1,ingest=1", "--users", "4", "--count", str(LOAD_CALLS)]
+    command += ["--out", str(out), "--catalog", str(running.catalog.root), "--items", "50"]
+    run = subprocess.run(command, cwd=process.ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads((out / "summary.json").read_text())
+    kinds = report["kinds"]
+    assert set(kinds) == {"SearchByImage", "SimilarProducts", "Ingest"}
+    assert sum(kind["calls"] for kind in kinds.values()) == report["total"]["calls"] == LOAD_CALLS
+    assert report["total"]["errors"] == {}
+    assert report["total"]["answered"] == LOAD_CALLS
+    for figures in kinds.values():
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+        assert figures["per_s"] > 0
+    html = (out / "report.html").read_text()
+    assert all(name in html for name in kinds)
+    assert "SearchByImage" in run.stdout
 
 
 def test_one_replica_killed_under_load_costs_no_answer_both_make_it_partial(
