@@ -31,7 +31,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        return _wrapped(handler, lambda context: _mapped_errors(context, method))
+        return wrapped(handler, lambda context: _mapped_errors(context, method))
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -58,7 +58,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         role = self._roles.get(method)
         header = _authorization(handler_call_details.invocation_metadata)
-        return _wrapped(handler, lambda context: self._as_caller(header, role, method))
+        return wrapped(handler, lambda context: self._as_caller(header, role, method))
 
     @contextlib.asynccontextmanager
     async def _as_caller(
@@ -116,7 +116,7 @@ def _authorization(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | 
     return values[0] if values and isinstance(values[0], str) else None
 
 
-def _wrapped(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
+def wrapped(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
     """The same handler, each call run inside `around(context)`; any of the four kinds."""
     serial = {
         "request_deserializer": handler.request_deserializer,
@@ -186,7 +186,7 @@ class ShedInterceptor(grpc.aio.ServerInterceptor):
             or handler.unary_unary is None  # a stream (a follower's Watch) lives long: not shed
         ):
             return handler
-        return _wrapped(handler, self._counted)
+        return wrapped(handler, self._counted)
 
     @contextlib.asynccontextmanager
     async def _counted(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:

@@ -32,7 +32,7 @@ from contextvars import ContextVar
 import grpc
 import prometheus_client
 
-from common.interceptors import Continuation, _wrapped
+from common.interceptors import Continuation, wrapped
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class ObserveInterceptor(grpc.aio.ServerInterceptor):
             return handler
         _, service, method = handler_call_details.method.split("/", 2)
         rid = _given_id(handler_call_details.invocation_metadata) or uuid.uuid4().hex
-        return _wrapped(handler, lambda context: _observed(context, service, method, rid))
+        return wrapped(handler, lambda context: _observed(context, service, method, rid))
 
 
 def start_metrics(address: str, offset: int) -> Callable[[], None]:
