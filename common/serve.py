@@ -75,7 +75,9 @@ async def serve(
     limits = limits or LimitsConfig()
     interceptors = _interceptors(name, roles, auth or AuthConfig())
     interceptors.append(ShedInterceptor(name, limits.max_in_flight))
-    options = channel_options(limits.max_message_bytes)
+    # No SO_REUSEPORT (gRPC's default on Linux): a second process on a port in use must fail
+    # to start, not share the port's connections with the first without a word.
+    options = [*channel_options(limits.max_message_bytes), ("grpc.so_reuseport", 0)]
     server = grpc.aio.server(interceptors=interceptors, options=options)
     services = list(register(server))
     check_roles(roles, [*services, health.SERVICE_NAME, reflection.SERVICE_NAME])

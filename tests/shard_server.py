@@ -105,6 +105,7 @@ class Cluster:
     folder: Path
     taxonomy: Service
     shard: Service
+    more_ports: list[int] = field(default_factory=list)  # of the shards the caller starts
     _channels: list[grpc.Channel] = field(default_factory=list)
 
     @property
@@ -127,11 +128,11 @@ class Cluster:
 
 
 @contextmanager
-def running(folder: Path, more_shards: Sequence[int] = (), **settings: str) -> Iterator[Cluster]:
+def running(folder: Path, more_shards: int = 0, **settings: str) -> Iterator[Cluster]:
     """Seeds TREE (once per folder), starts the taxonomy and then the shard; always stops both.
 
-    `more_shards` are the ports of further shards (started by the caller) the configuration
-    names after shard 0. `settings` are VS_* overrides for both processes
+    `more_shards` further shards, which the caller starts on `Cluster.more_ports`, are named
+    in the configuration after shard 0. `settings` are VS_* overrides for both processes
     (VS_INDEX_SNAPSHOT_EVERY="50", say).
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,12 +141,12 @@ def running(folder: Path, more_shards: Sequence[int] = (), **settings: str) -> I
         seed(database, TREE)
     (folder / "tokens.toml").write_text(TOKENS)
     (folder / "cluster.toml").write_text("")
-    taxonomy_port, shard_port = process.free_ports(2)
+    taxonomy_port, shard_port, *more_ports = process.free_ports(2 + more_shards)
     env = {
         "VS_CONFIG": str(folder / "cluster.toml"),
         "VS_TAXONOMY_PORT": str(taxonomy_port),
         "VS_TAXONOMY_DATABASE": str(database),
-        "VS_INDEX_PORTS": ",".join(str(port) for port in (shard_port, *more_shards)),
+        "VS_INDEX_PORTS": ",".join(str(port) for port in (shard_port, *more_ports)),
         "VS_INDEX_DATA_DIR": str(folder / "shards"),
         "VS_PARTITION_LEVEL": "2",
         "VS_GRACE_S": "1",
@@ -159,6 +160,7 @@ def running(folder: Path, more_shards: Sequence[int] = (), **settings: str) -> I
                 folder / "taxonomy.log", taxonomy_env),
         Service("index_svc.server", ["--shard", "0"], f"127.0.0.1:{shard_port}",
                 folder / "shard.log", shard_env),
+        more_ports=more_ports,
     )  # fmt: skip
     try:
         cluster.taxonomy.start()

@@ -35,34 +35,36 @@ class Front:
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     folder = tmp_path_factory.mktemp("gateway")
-    slow_port, refusing_port, gateway_port, encoder_port = process.free_ports(4)
-    stuck = {
-        mode: Service("tests.stuck_shard", [f"127.0.0.1:{port}", mode], f"127.0.0.1:{port}",
-                      folder / f"{mode}.log", {})
-        for mode, port in (("slow", slow_port), ("refuse", refusing_port))
-    }  # fmt: skip
     settings = {"VS_METRICS_OFFSET": "0"}
-    with running(folder, (slow_port, refusing_port), **settings) as cluster:
-        for service in stuck.values():
-            service.start()
-        seq = put(cluster.record(), [item(i, leaf, seed) for i, leaf, seed in ITEMS])
-        fetch(cluster.index(), ["t1"], seq)  # the real shard has applied the commit
-        env = {
-            **cluster.taxonomy.env,
-            **settings,
-            "VS_GATEWAY_PORT": str(gateway_port),
-            "VS_ENCODER_PORTS": str(encoder_port),  # nothing there: these searches need none
-            "VS_AUTH_TOKEN": READER,
-            "VS_AUTH_TOKENS_FILE": str(folder / "tokens.toml"),  # the callers of tests/
-            "VS_GATEWAY_DEADLINE_S": "30",  # the caller's deadline decides
-            "VS_GATEWAY_EJECT_AFTER": "1000",  # always ask the stuck shards
-            "VS_GATEWAY_MAX_BATCH": "4",
-            "VS_ENCODER_MAX_IMAGE_BYTES": str(IMAGE_LIMIT),
-        }
-        gateway = Service("gateway.server", [], f"127.0.0.1:{gateway_port}",
-                          folder / "gateway.log", env)  # fmt: skip
-        gateway.start()
+    # One draw of ports for every process: ports drawn apart could be drawn twice.
+    with running(folder, more_shards=2, **settings) as cluster:
+        slow_port, refusing_port = cluster.more_ports
+        stuck = {
+            mode: Service("tests.stuck_shard", [f"127.0.0.1:{port}", mode], f"127.0.0.1:{port}",
+                          folder / f"{mode}.log", {})
+            for mode, port in (("slow", slow_port), ("refuse", refusing_port))
+        }  # fmt: skip
+        gateway = Service("gateway.server", [], "", folder / "gateway.log", {})
         try:
+            for service in stuck.values():
+                service.start()
+            gateway_port, encoder_port = process.free_ports(2)  # the others are bound by now
+            seq = put(cluster.record(), [item(i, leaf, seed) for i, leaf, seed in ITEMS])
+            fetch(cluster.index(), ["t1"], seq)  # the real shard has applied the commit
+            env = {
+                **cluster.taxonomy.env,
+                **settings,
+                "VS_GATEWAY_PORT": str(gateway_port),
+                "VS_ENCODER_PORTS": str(encoder_port),  # nothing there: these searches need none
+                "VS_AUTH_TOKEN": READER,
+                "VS_AUTH_TOKENS_FILE": str(folder / "tokens.toml"),  # the callers of tests/
+                "VS_GATEWAY_DEADLINE_S": "30",  # the caller's deadline decides
+                "VS_GATEWAY_EJECT_AFTER": "1000",  # always ask the stuck shards
+                "VS_GATEWAY_MAX_BATCH": "4",
+                "VS_ENCODER_MAX_IMAGE_BYTES": str(IMAGE_LIMIT),
+            }
+            gateway.address, gateway.env = f"127.0.0.1:{gateway_port}", env
+            gateway.start()
             with grpc.insecure_channel(gateway.address) as channel:
                 stub = gateway_pb2_grpc.VisualSearchStub(channel)
                 yield Front(stub, stuck["slow"], stuck["refuse"], seq)
