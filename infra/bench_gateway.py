@@ -9,7 +9,8 @@ workspace (the record copied, the model shared, fresh shards; the workspace itse
 it was), loads --items of its items, then in one run:
 
 - saturation: SimilarProducts and SearchByImage each at 1, 2, 4, ... callers for --step, until
-  calls/s stop growing (by 5%); the best is the saturation throughput;
+  two steps in a row add less than 5% to the best calls/s; the best is the saturation
+  throughput;
 - p99 at 70% of it: a paced run at 0.7 x saturation for --paced (target: p99 <= 2 x p50);
 - overhead: --probes SearchByImage calls by one caller, each followed by the same image's Embed
   on the encoder and the search's SearchVectors on each shard asked (the vector and the
@@ -181,15 +182,19 @@ class _Bench:
         return summary
 
     def sweep(self, kind: str, targets: Sequence[str]) -> dict[str, Any]:
-        """Calls/s at each step of callers until they stop growing; the best step."""
+        """Calls/s at each step of callers until two steps in a row add too little (one such
+        step may be noise on a shared machine); the best step."""
         steps: list[dict[str, Any]] = []
+        stalled = 0
         for users in self._args.users:
             step = f"{kind}-{len(targets)}gw-{users}u"
             pace = ["--users", str(users), "--duration", f"{self._args.step}s"]
             total = self.run(step, targets, KINDS[kind], pace)["total"]
             steps.append({"users": users, **total})
             best = max(steps[:-1], key=lambda s: s["per_s"], default=None)
-            if best is not None and total["per_s"] < GROWTH * best["per_s"]:
+            grew = best is None or total["per_s"] >= GROWTH * best["per_s"]
+            stalled = 0 if grew else stalled + 1
+            if stalled == 2:
                 break
         top = max(steps, key=lambda s: s["per_s"])
         return {"per_s": top["per_s"], "users": top["users"], "steps": steps}
