@@ -87,8 +87,7 @@ async def serve(
         [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     tls = tls or TlsConfig()
-    if _bind(server, address, tls, public) == 0:
-        raise OSError(f"{name}: cannot bind {address}")
+    _bind(server, address, tls, public, name)
     stop_metrics = start_metrics(address, metrics_offset)
     await server.start()
     for service in ["", *services]:
@@ -110,10 +109,17 @@ async def serve(
     log.info("%s stopped", name)
 
 
-def _bind(server: grpc.aio.Server, address: str, tls: TlsConfig, public: bool) -> int:
-    if not tls.on:
-        return server.add_insecure_port(address)
-    return server.add_secure_port(address, server_credentials(tls, public))
+def _bind(server: grpc.aio.Server, address: str, tls: TlsConfig, public: bool, name: str) -> None:
+    """Raises OSError where the port is taken (gRPC says so with a RuntimeError, or 0)."""
+    try:
+        if not tls.on:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, server_credentials(tls, public))
+    except RuntimeError as error:
+        raise OSError(f"{name}: cannot bind {address}: {error}") from error
+    if bound == 0:
+        raise OSError(f"{name}: cannot bind {address}")
 
 
 def _security(tls: TlsConfig, public: bool) -> str:

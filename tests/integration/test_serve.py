@@ -4,10 +4,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 
 from common.errors import InvalidArgument, NotFound
-from common.serve import ErrorInterceptor
+from common.serve import ErrorInterceptor, serve
 from tests.loopback import SERVICE, raising, refused, serving
+from tests.served import served
 
 
 async def _yields_then_raises(
@@ -78,3 +80,12 @@ def test_a_stream_written_with_context_write_is_mapped_too() -> None:
     received, error = asyncio.run(_stream("WrittenInvalid"))
     assert received == [b"first"]
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_second_server_on_a_port_in_use_fails_to_start_instead_of_sharing_it() -> None:
+    async def run() -> None:
+        async with served({}) as address:
+            with pytest.raises(OSError, match="cannot bind"):
+                await serve("second", address, lambda server: [], 1.0)
+
+    asyncio.run(run())
