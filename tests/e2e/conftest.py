@@ -43,10 +43,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
-    workspace.seed(catalog_dir, workdir)
-    workspace.train(catalog_dir, workdir)
-    config = cluster_config.load()
-    cluster.up(config)
+    try:
+        workspace.seed(catalog_dir, workdir)
+        workspace.train(catalog_dir, workdir)
+        config = cluster_config.load()
+        cluster.up(config)
+    finally:  # the processes have their settings; the session's later tests must not inherit
+        _restore(saved)  # them (two replicas, say, in another test's gateway)
     try:
         with grpc.insecure_channel(config.address(gateway)) as channel:
             stub = gateway_pb2_grpc.VisualSearchStub(channel)
@@ -57,8 +60,11 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             yield Running(config, catalog, stub)
     finally:
         cluster.down(config)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
