@@ -141,14 +141,11 @@ class Gateway:
         ]
         for chunk, answer in zip(chunks, await _each(calls), strict=True):
             for n, i in enumerate(chunk):
-                outcomes[i] = (
-                    answer
-                    if isinstance(answer, VisualSearchError)
-                    else (
-                        answer[0],
-                        answer[1][n],
-                    )
-                )
+                if isinstance(answer, VisualSearchError):
+                    outcomes[i] = answer
+                else:
+                    version, found = answer
+                    outcomes[i] = (version, found[n])
         return outcomes
 
     async def _search_embedded(
