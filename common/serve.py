@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.auth import Tokens
-from common.config import AuthConfig, LimitsConfig, TlsConfig
+from common.config import AuthConfig, ClusterConfig, LimitsConfig, TlsConfig
 from common.interceptors import AuthInterceptor, ErrorInterceptor, ShedInterceptor, check_roles
 from common.logs import configure as configure_logs
 from common.logs import name_service
@@ -35,15 +35,11 @@ async def serve(
     name: str,
     address: str,
     register: Callable[[grpc.aio.Server], Iterable[str]],
-    grace_s: float,
+    config: ClusterConfig,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     *,
     roles: Mapping[str, str] | None = None,
-    auth: AuthConfig | None = None,
-    tls: TlsConfig | None = None,
-    limits: LimitsConfig | None = None,
     public: bool = False,
-    metrics_offset: int = 0,
 ) -> None:
     """Serves until SIGTERM or SIGINT, then drains in-flight calls for up to `grace_s`.
 
@@ -52,18 +48,17 @@ async def serve(
         address: host:port to bind.
         register: adds the servicers to the server and returns their full service names;
             everything heavy (models, indexes) is loaded before this is called.
-        grace_s: how long in-flight calls may run on after a stop signal.
+        config: the cluster's; what serving takes of it: `grace_s` (how long in-flight calls
+            may run on after a stop signal), `auth` (where the tokens are; without a tokens
+            file every call is allowed), `tls` (off: plaintext), `limits` (the largest
+            message, the most calls in flight) and `metrics_offset` (the Prometheus metrics
+            are served over HTTP on the port of `address` plus this; 0: not served).
         on_stop: closes files and engines once the server has stopped.
         roles: full method name ("/visualsearch.v1.Taxonomy/Edit") to the role a caller's
             token needs for it; methods not named are open.
-        auth: where the tokens are; without a tokens file every call is allowed.
-        tls: the cluster's certificate, key and CA; None or off: plaintext.
-        limits: the largest message and the most calls in flight (common.config.LimitsConfig).
         public: with TLS on, serve callers without a client certificate (the gateway, whose
             callers present tokens); otherwise only callers with a certificate signed by the
             cluster's CA are served (mutual TLS).
-        metrics_offset: the Prometheus metrics are served over HTTP on the port of `address`
-            plus this (the cluster's `metrics_offset`); 0: not served.
 
     Raises:
         InvalidArgument: a bad tokens file, or roles naming a method or role that is unknown;
@@ -72,8 +67,8 @@ async def serve(
     """
     name_service(name)
     roles = roles or {}
-    limits = limits or LimitsConfig()
-    interceptors = _interceptors(name, roles, auth or AuthConfig())
+    limits, tls = config.limits, config.tls
+    interceptors = _interceptors(name, roles, config.auth)
     interceptors.append(ShedInterceptor(name, limits.max_in_flight))
     # No SO_REUSEPORT (gRPC's default on Linux): a second process on a port in use must fail
     # to start, not share the port's connections with the first without a word.
@@ -86,9 +81,8 @@ async def serve(
     reflection.enable_server_reflection(
         [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    tls = tls or TlsConfig()
     _bind(server, address, tls, public, name)
-    stop_metrics = start_metrics(address, metrics_offset)
+    stop_metrics = start_metrics(address, config.metrics_offset)
     await server.start()
     for service in ["", *services]:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -100,9 +94,9 @@ async def serve(
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
 
-    log.info("%s draining for up to %.1fs", name, grace_s)
+    log.info("%s draining for up to %.1fs", name, config.grace_s)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace_s)
+    await server.stop(config.grace_s)
     stop_metrics()
     if on_stop is not None:
         await on_stop()

@@ -60,13 +60,9 @@ async def main(argv: Sequence[str] | None = None) -> None:
         f"encoder-{number}",
         config.encoder_addresses[number],
         register,
-        config.grace_s,
+        config,
         stop,
         roles=method_roles(service, {"reader": ["Embed", "GetModel"]}),
-        auth=config.auth,
-        tls=config.tls,
-        limits=config.limits,
-        metrics_offset=config.metrics_offset,
     )
 
 

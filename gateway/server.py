@@ -46,13 +46,9 @@ async def main() -> None:
         "gateway",
         config.address(config.gateway.port),
         register,
-        config.grace_s,
+        config,
         on_stop,
         roles=roles(),
-        auth=config.auth,
-        tls=config.tls,
-        limits=config.limits,
-        metrics_offset=config.metrics_offset,
         public=True,  # callers present tokens, not the cluster's certificate
     )
 

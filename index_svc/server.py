@@ -84,13 +84,9 @@ async def main(argv: Sequence[str] | None = None) -> None:
         f"index-{number}",
         address,
         register,
-        config.grace_s,
+        config,
         on_stop,
         roles=method_roles(SERVICE_NAME, ROLES),
-        auth=config.auth,
-        tls=config.tls,
-        limits=config.limits,
-        metrics_offset=config.metrics_offset,
     )
 
 

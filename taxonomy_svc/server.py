@@ -49,13 +49,9 @@ async def main() -> None:
         "taxonomy",
         config.address(config.taxonomy.port),
         register,
-        config.grace_s,
+        config,
         on_stop,
         roles=roles(),
-        auth=config.auth,
-        tls=config.tls,
-        limits=config.limits,
-        metrics_offset=config.metrics_offset,
     )
 
 

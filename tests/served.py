@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common.config import LimitsConfig, TlsConfig
+from common.config import ClusterConfig, LimitsConfig, TlsConfig
 from common.serve import serve
 from infra.process import free_ports
 from tests.loopback import SERVICE
@@ -41,8 +41,10 @@ async def served(
 
     # A SIGTERM before serve() has taken it over must not end the test run.
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    task = asyncio.create_task(serve("test", address, register, 1.0, tls=tls, limits=limits,
-                                     public=public))  # fmt: skip
+    config = ClusterConfig(
+        grace_s=1.0, tls=tls or TlsConfig(), limits=limits or LimitsConfig(), metrics_offset=0
+    )
+    task = asyncio.create_task(serve("test", address, register, config, public=public))
     try:
         await _serving(address, task, credentials)
         yield address

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import grpc
 
+from common.config import ClusterConfig
 from common.errors import InvalidArgument
 from common.serve import run, serve
 from protos.visualsearch.v1 import index_pb2, index_pb2_grpc
@@ -41,7 +42,7 @@ async def main(address: str, mode: str) -> None:
         index_pb2_grpc.add_IndexServicer_to_server(StuckIndex(mode), server)
         return [index_pb2.DESCRIPTOR.services_by_name["Index"].full_name]
 
-    await serve("stuck-shard", address, register, 1.0)
+    await serve("stuck-shard", address, register, ClusterConfig(grace_s=1.0, metrics_offset=0))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from common.config import ClusterConfig
 from common.errors import InvalidArgument, NotFound
 from common.serve import ErrorInterceptor, serve
 from tests.loopback import SERVICE, raising, refused, serving
@@ -86,6 +87,6 @@ def test_a_second_server_on_a_port_in_use_fails_to_start_instead_of_sharing_it()
     async def run() -> None:
         async with served({}) as address:
             with pytest.raises(OSError, match="cannot bind"):
-                await serve("second", address, lambda server: [], 1.0)
+                await serve("second", address, lambda server: [], ClusterConfig(metrics_offset=0))
 
     asyncio.run(run())
