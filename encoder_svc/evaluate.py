@@ -71,6 +71,28 @@ def nearest(embeddings: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return found
 
 
+def nearest_to(embeddings: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Each query vector's k nearest catalog vectors by exact inner product, ties to the lower
+    index; for queries that are not catalog items (a changed photo of one, say), so nothing is
+    left out.
+
+    Args:
+        embeddings: (N, D) L2-normalised vectors of the whole catalog.
+        queries: (Q, D) L2-normalised query vectors.
+        k: neighbours per query; at most N.
+
+    Returns:
+        (Q, k) indexes into `embeddings`, nearest first.
+    """
+    if not 0 < k <= len(embeddings):
+        raise InvalidArgument(f"k={k} must be in 1..{len(embeddings)}")
+    found = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), QUERY_CHUNK):
+        chunk = queries[start : start + QUERY_CHUNK]
+        found[start : start + len(chunk)] = _top_k(chunk @ embeddings.T, k)
+    return found
+
+
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """The columns of each row's k highest scores, highest first, ties to the lower column."""
     kth = np.partition(scores, -k, axis=1)[:, -k, None]

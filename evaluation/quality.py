@@ -66,7 +66,7 @@ def evaluate(
         features = embed_catalog(catalog, encoders, threads)
     embedded = time.monotonic()
     (leaves, _), (colours, _), masters = (
-        _codes(features, key) for key in ("leaf", "colour", "master")
+        codes(features, key) for key in ("leaf", "colour", "master")
     )
     chosen = _queries(features, queries)
     k = min(CURVE, len(features.items) - 1)
@@ -152,7 +152,7 @@ def _agreement(features: Features, variant: str, reference: str) -> dict[str, An
     return {**agreement(outputs, reference_outputs), "items": len(features.items)}
 
 
-def _codes(features: Features, field: str) -> tuple[np.ndarray, np.ndarray]:
+def codes(features: Features, field: str) -> tuple[np.ndarray, np.ndarray]:
     """Each item's leaf, colour or master category as an integer code, and the codes' names."""
     if field == "master":
         values = [paths.split(item.leaf)[0] for item in features.items]
