@@ -21,8 +21,9 @@ _NEVER_SHED = ("/grpc.health.", "/grpc.reflection.")
 Around = Callable[[grpc.aio.ServicerContext], contextlib.AbstractAsyncContextManager[None]]
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps the project's exceptions to their status codes; anything else becomes INTERNAL."""
+class AroundInterceptor(grpc.aio.ServerInterceptor):
+    """Runs each call of a method inside what `around` gives for the method (any of the four
+    kinds of call); a method it gives None for is served as it is."""
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -30,11 +31,24 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = handler_call_details.method
-        return wrapped(handler, lambda context: _mapped_errors(context, method))
+        around = self.around(handler_call_details, handler)
+        return handler if around is None else wrapped(handler, around)
+
+    def around(
+        self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
+    ) -> Around | None:
+        raise NotImplementedError
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class ErrorInterceptor(AroundInterceptor):
+    """Maps the project's exceptions to their status codes; anything else becomes INTERNAL."""
+
+    def around(self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler) -> Around:
+        method = details.method
+        return lambda context: _mapped_errors(context, method)
+
+
+class AuthInterceptor(AroundInterceptor):
     """Lets a call of a method in `roles` through only with a token that has the method's role.
 
     `roles` maps a full method name ("/visualsearch.v1.Taxonomy/Edit") to the role it needs;
@@ -49,16 +63,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._tokens = tokens
         self._roles = dict(roles)
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
+    def around(self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler) -> Around:
+        method = details.method
         role = self._roles.get(method)
-        header = _authorization(handler_call_details.invocation_metadata)
-        return wrapped(handler, lambda context: self._as_caller(header, role, method))
+        header = _authorization(details.invocation_metadata)
+        return lambda context: self._as_caller(header, role, method)
 
     @contextlib.asynccontextmanager
     async def _as_caller(
@@ -154,7 +163,7 @@ def _stream(inner: Any, around: Around) -> Any:
     return stream
 
 
-class ShedInterceptor(grpc.aio.ServerInterceptor):
+class ShedInterceptor(AroundInterceptor):
     """Refuses a call at once with RESOURCE_EXHAUSTED while `limit` calls are in flight,
     instead of queueing it without bound; health checks, reflection and streams (a follower's
     Watch, a Scan: few, and open for long) are neither refused nor counted.
@@ -176,17 +185,12 @@ class ShedInterceptor(grpc.aio.ServerInterceptor):
     def in_flight(self) -> int:
         return self._in_flight
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if (
-            handler is None
-            or handler_call_details.method.startswith(_NEVER_SHED)
-            or handler.unary_unary is None  # a stream (a follower's Watch) lives long: not shed
-        ):
-            return handler
-        return wrapped(handler, self._counted)
+    def around(
+        self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
+    ) -> Around | None:
+        if details.method.startswith(_NEVER_SHED) or handler.unary_unary is None:
+            return None  # a stream (a follower's Watch) lives long: not shed
+        return self._counted
 
     @contextlib.asynccontextmanager
     async def _counted(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:

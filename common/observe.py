@@ -32,7 +32,7 @@ from contextvars import ContextVar
 import grpc
 import prometheus_client
 
-from common.interceptors import Continuation, wrapped
+from common.interceptors import Around, AroundInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def requested_as(rid: str) -> Iterator[None]:
         _request_id.reset(reset)
 
 
-class ObserveInterceptor(grpc.aio.ServerInterceptor):
+class ObserveInterceptor(AroundInterceptor):
     """Counts and times each call by its final code, and gives it a request id.
 
     It must be the outermost interceptor (first in the server's list): it then sees the code
@@ -93,15 +93,10 @@ class ObserveInterceptor(grpc.aio.ServerInterceptor):
     shed) is logged.
     """
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        _, service, method = handler_call_details.method.split("/", 2)
-        rid = _given_id(handler_call_details.invocation_metadata) or uuid.uuid4().hex
-        return wrapped(handler, lambda context: _observed(context, service, method, rid))
+    def around(self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler) -> Around:
+        _, service, method = details.method.split("/", 2)
+        rid = _given_id(details.invocation_metadata) or uuid.uuid4().hex
+        return lambda context: _observed(context, service, method, rid)
 
 
 def start_metrics(address: str, offset: int) -> Callable[[], None]:
