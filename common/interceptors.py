@@ -32,7 +32,7 @@ class AroundInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         around = self.around(handler_call_details, handler)
-        return handler if around is None else wrapped(handler, around)
+        return handler if around is None else _wrapped(handler, around)
 
     def around(
         self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
@@ -125,7 +125,7 @@ def _authorization(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | 
     return values[0] if values and isinstance(values[0], str) else None
 
 
-def wrapped(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
+def _wrapped(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
     """The same handler, each call run inside `around(context)`; any of the four kinds."""
     serial = {
         "request_deserializer": handler.request_deserializer,
