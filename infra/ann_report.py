@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from index_svc.specs import SearchParams
+from infra.stats import median_ratio
 
 RECALL = 0.95  # the targets on speed hold at this recall@10 or more
 GRPC_X32 = 0.9  # gRPC SearchBatch of 32 / Partition.search of 32, at least
@@ -23,11 +24,6 @@ RESTRICTED = 8.0  # one partition / the global index filtered afterwards, at lea
 PRECISION = 0.005  # |P@10 through HNSW - P@10 exact|, at most
 MODES = ("faiss", "partition", "grpc")
 MB = 1 << 20
-
-
-def median_ratio(over: Sequence[float], under: Sequence[float]) -> float:
-    """The median of each run's ratio."""
-    return statistics.median(a / b for a, b in zip(over, under, strict=True))
 
 
 @dataclass

@@ -47,6 +47,7 @@ from infra.encoder_harness import (
     get_model_rate,
     images_per_s,
 )
+from infra.stats import median_ratio
 from protos.visualsearch.v1 import encoder_pb2_grpc
 
 BATCHES = (1, 8, 64)
@@ -147,20 +148,16 @@ def _engine_runs(
     return figures
 
 
-def _ratio(numerator: list[float], denominator: list[float]) -> float:
-    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
-
-
 def _print_engines(figures: dict[tuple[str, int], list[float]]) -> None:
     print("\nimages/s (median)  " + "".join(f"{f'batch {size}':>12s}" for size in BATCHES))
     for name in ENGINES:
         row = "".join(f"{statistics.median(figures[name, size]):12.0f}" for size in BATCHES)
         print(f"{name:18s}  {row}")
-    fp32_torch = _ratio(figures[ENGINES[1], 8], figures[ENGINES[0], 8])
-    int8_fp32 = _ratio(figures[ENGINES[2], 64], figures[ENGINES[1], 64])
+    fp32_torch = median_ratio(figures[ENGINES[1], 8], figures[ENGINES[0], 8])
+    int8_fp32 = median_ratio(figures[ENGINES[2], 64], figures[ENGINES[1], 64])
     # fp32 at its best either way, so that int8 as served is not measured against a slow fp32
     fp32_best = list(map(max, figures[ENGINES[1], 64], figures[ENGINES[3], 64]))
-    served = _ratio(figures[ENGINES[4], 64], fp32_best)
+    served = median_ratio(figures[ENGINES[4], 64], fp32_best)
     print(f"\nonnxruntime fp32 / torch eager at batch 8:  {fp32_torch:5.2f}x  (target >= 1.5)")
     print(f"onnxruntime int8 / fp32 at batch 64:        {int8_fp32:5.2f}x  (target >= 2)")
     print(f"  int8 as served / the faster fp32:         {served:5.2f}x")
@@ -247,7 +244,7 @@ def _print_rpc(figures: dict[tuple[str, int], list[float]], args: argparse.Names
         for key, width in (("model", 16), ("decode+model", 14), ("model alike", 10)):
             row += (
                 f" {statistics.median(figures[key, size]):{width}.0f}"
-                f" {_ratio(rpc, figures[key, size]):8.2f}x"
+                f" {median_ratio(rpc, figures[key, size]):8.2f}x"
             )
         print(row)
     print("target: RPC >= 0.7x in-process onnxruntime fp32 at the same batch size")

@@ -44,6 +44,7 @@ from infra.encoder_harness import (
     encoder_servers,
     images_per_s,
 )
+from infra.stats import median_ratio
 from protos.visualsearch.v1 import encoder_pb2, encoder_pb2_grpc
 
 TIMEOUT_S = 30.0
@@ -165,10 +166,6 @@ async def _p50(call: Callable[[], Awaitable[object]], count: int) -> float:
     return statistics.median(seconds)
 
 
-def _ratio(numerator: list[float], denominator: list[float]) -> float:
-    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
-
-
 def _print(results: dict[int, Figures], args: argparse.Namespace) -> None:
     print(
         f"\nEmbed images/s: {args.clients} concurrent clients on one round_robin channel over "
@@ -184,7 +181,7 @@ def _print(results: dict[int, Figures], args: argparse.Namespace) -> None:
             rpc, local = figures[f"rpc {size}"], figures[f"in-process {size}"]
             print(
                 f"{replicas:9d} {size:11d} {statistics.median(rpc):13.0f} "
-                f"{statistics.median(local):11.0f} {_ratio(rpc, local):8.2f}x"
+                f"{statistics.median(local):11.0f} {median_ratio(rpc, local):8.2f}x"
             )
     print(
         "\np50 ms of one caller, one image: Embed RPC, GetModel RPC (no model), in-process "
