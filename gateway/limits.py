@@ -4,6 +4,18 @@ from common.config import ClusterConfig
 from common.errors import InvalidArgument
 
 
+def checked_k(k: int, config: ClusterConfig) -> int:
+    """The neighbours a search returns: `k`, or gateway.default_k for 0.
+
+    Raises:
+        InvalidArgument: k outside 0..gateway.max_k.
+    """
+    gateway = config.gateway
+    if k < 0 or k > gateway.max_k:
+        raise InvalidArgument(f"k={k} is outside 0..{gateway.max_k} (0 means {gateway.default_k})")
+    return k or gateway.default_k
+
+
 def check_image(image: bytes, config: ClusterConfig) -> None:
     """Refuses an empty image, or one over encoder.max_image_bytes, before it is sent on.
 

@@ -71,7 +71,7 @@ class Gateway:
         min_seq: int = 0,
     ) -> SearchResult:
         """Embeds the image and searches the partitions of its most likely leaves."""
-        k = self._checked_k(k)
+        k = limits.checked_k(k, self._config)
         limits.check_image(image, self._config)
         deadline = Deadline(self._config.gateway.deadline_s, time_left)
         version, (embedded,) = await self._cluster.embed([image], 0, deadline.left())
@@ -95,7 +95,7 @@ class Gateway:
         limits.check_count(
             len(queries), "queries", self._config.gateway.max_batch, "gateway.max_batch"
         )
-        k = self._checked_k(k)
+        k = limits.checked_k(k, self._config)
         metrics.BATCH.observe(len(queries))
         deadline = Deadline(self._config.gateway.deadline_s, time_left)
         embedded = await self._embed_images(queries, deadline)
@@ -173,7 +173,7 @@ class Gateway:
         min_seq: int = 0,
     ) -> SearchResult:
         """Searches with a catalog item's stored vector, the item itself left out."""
-        k = self._checked_k(k)
+        k = limits.checked_k(k, self._config)
         deadline = Deadline(self._config.gateway.deadline_s, time_left)
         return await self._similar(product_id, k, categories, deadline, min_seq)
 
@@ -225,16 +225,6 @@ class Gateway:
             self._health.answered(shard)
             return found[0] if found else None
         raise error or NoAnswer(f"every shard serving {tree.names.get(partition)} is left out")
-
-    def _checked_k(self, k: int) -> int:
-        limit = self._config.gateway.max_k
-        if k < 0 or k > limit:
-            raise InvalidArgument(f"k={k} is outside 0..{limit} (0 means {self._default_k})")
-        return k or self._default_k
-
-    @property
-    def _default_k(self) -> int:
-        return self._config.gateway.default_k
 
     async def _search(
         self,
