@@ -11,6 +11,14 @@ from PIL import Image, UnidentifiedImageError
 from common.errors import InvalidArgument
 
 WHITE = (255, 255, 255)
+# trimmed(): how far from the background a pixel may be and still be background; the share of
+# the frame that must be background; the share of a row or column that must be product for it
+# to count; the smallest product kept (share of the area); the margin left around it.
+TRIM_TOLERANCE = 28
+TRIM_PLAIN_FRAME = 0.6
+TRIM_MIN_SHARE = 0.03
+TRIM_MIN_AREA = 0.05
+TRIM_MARGIN = 0.03
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,12 +31,15 @@ class Limits:
 
 @dataclasses.dataclass(frozen=True)
 class PreprocessParams:
-    """The model's input: size (the catalog's photos are 60 wide, 80 high) and normalisation."""
+    """The model's input: size (the catalog's photos are 60 wide, 80 high), normalisation, and
+    whether the product is first cut out of a plain background (`trim`; versions trained
+    before it existed have it off)."""
 
     height: int = 80
     width: int = 60
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    trim: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -40,6 +51,7 @@ class PreprocessParams:
             width=int(raw["width"]),
             mean=_triple(raw["mean"]),
             std=_triple(raw["std"]),
+            trim=bool(raw.get("trim", False)),
         )
 
 
@@ -71,7 +83,7 @@ def decode(data: bytes, limits: Limits, params: PreprocessParams) -> np.ndarray:
             _check_pixels(image, limits)
             image.draft("RGB", (params.width, params.height))
             image.load()
-            return _fit(_to_rgb(image), params)
+            return fit(_to_rgb(image), params)
     except UnidentifiedImageError as error:
         raise InvalidArgument("bytes are not an image in any known format") from error
     except Image.DecompressionBombError as error:
@@ -99,9 +111,9 @@ def _decode_jpeg(data: bytes, limits: Limits, params: PreprocessParams) -> np.nd
         )
     except ValueError:
         return None
-    if pixels.shape[:2] == (params.height, params.width):
+    if pixels.shape[:2] == (params.height, params.width) and not params.trim:
         return pixels
-    return _fit(Image.fromarray(pixels), params)
+    return fit(Image.fromarray(pixels), params)
 
 
 def normalise(
@@ -154,8 +166,57 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _fit(image: Image.Image, params: PreprocessParams) -> np.ndarray:
-    """Pads with white to the target aspect ratio (keeping the whole object), then resizes."""
+def trimmed(image: Image.Image) -> Image.Image:
+    """The product cut out of a plain background: a shopper's photo padded on a tinted wall, or
+    a catalog photo with a wide white margin, becomes the product alone.
+
+    The background is the median colour of the outermost pixels, and white (the colour a turned
+    photo's corners are filled with). Where most of that frame is near one of the two, the
+    image is cropped to the rows and columns holding enough pixels unlike both, plus a small
+    margin. (A tinted photo turned afterwards keeps its tint: its frame is mostly the white
+    corners, whose median wins.) A photo
+    whose frame is not plain (a model on a street), or whose product would be tiny, is kept
+    whole.
+    """
+    pixels = np.asarray(image, dtype=np.int16)
+    frame = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = np.median(frame, axis=0).astype(np.int16)
+    near = (_spread(np.abs(frame - background)) <= TRIM_TOLERANCE) | (
+        _spread(255 - frame) <= TRIM_TOLERANCE
+    )
+    if near.mean() < TRIM_PLAIN_FRAME:
+        return image
+    foreground = (_spread(np.abs(pixels - background)) > TRIM_TOLERANCE) & (
+        _spread(255 - pixels) > TRIM_TOLERANCE
+    )
+    height, width = foreground.shape
+    rows = np.flatnonzero(np.count_nonzero(foreground, axis=1) > TRIM_MIN_SHARE * width)
+    cols = np.flatnonzero(np.count_nonzero(foreground, axis=0) > TRIM_MIN_SHARE * height)
+    if len(rows) == 0 or len(cols) == 0:
+        return image
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if (bottom - top) * (right - left) < TRIM_MIN_AREA * height * width:
+        return image
+    margin = round(TRIM_MARGIN * max(bottom - top, right - left))
+    box = (
+        max(int(left) - margin, 0),
+        max(int(top) - margin, 0),
+        min(int(right) + margin, width),
+        min(int(bottom) + margin, height),
+    )
+    return image if box == (0, 0, width, height) else image.crop(box)
+
+
+def _spread(values: np.ndarray) -> np.ndarray:
+    """The largest of the three channels of each pixel (faster than .max(axis=-1))."""
+    return np.maximum(np.maximum(values[..., 0], values[..., 1]), values[..., 2])
+
+
+def fit(image: Image.Image, params: PreprocessParams) -> np.ndarray:
+    """Cuts out the product if `params.trim`, pads with white to the target aspect ratio
+    (keeping the whole object), then resizes."""
+    if params.trim:
+        image = trimmed(image)
     width, height = image.size
     target = params.width / params.height
     if width / height > target:

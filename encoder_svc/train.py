@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from catalog.items import open_catalog
 from common.progress import progress
 from encoder_svc import dataset, evaluate, export, precision, quantize, registry
+from encoder_svc.augment import Augment, augmented
 from encoder_svc.average import WeightAverage
 from encoder_svc.dataset import Dataset, Labels
 from encoder_svc.model import Arch, CosineHead, Parts, ResNet
@@ -51,7 +52,9 @@ class Recipe:
     level_loss: float = 0.3  # weight of each ancestor level's loss, the leaf's being 1
     colour_loss: float = 1.0  # weight of the colour head's loss
     ema_decay: float = 0.999  # the exported weights are this moving average of the trained ones
-    max_shift: int = 4  # pixels of random translation, the gap filled with white
+    trim: bool = True  # cut the product out of a plain background (preprocess.trimmed)
+    augment: Augment = dataclasses.field(default_factory=Augment)
+    loader_workers: int = 1  # processes changing the next batches while a step trains
     min_items: int = 10  # training items a class (leaf, ancestor, colour) needs
     seed: int = 0
     threads: int = 2
@@ -96,10 +99,10 @@ def train(
     torch.set_num_threads(recipe.threads)
     taxonomy = dataset.read_export(taxonomy_file)
     with open_catalog(catalog_dir) as catalog:
-        data = dataset.load(catalog, taxonomy, PreprocessParams(), recipe.threads)
+        data = dataset.load(catalog, taxonomy, PreprocessParams(trim=recipe.trim), recipe.threads)
     labels = dataset.label(data, taxonomy, recipe.min_items)
     chosen = dataset.trainable(data)
-    params = dataset.channel_stats(data.images[chosen], PreprocessParams())
+    params = dataset.channel_stats(data.images[chosen], PreprocessParams(trim=recipe.trim))
     seconds = {"decode": time.monotonic() - started}
     model, loss = fit(data.images[chosen], _rows(labels, chosen), labels, params, recipe)
     seconds["train"] = time.monotonic() - started - sum(seconds.values())
@@ -184,35 +187,71 @@ def fit(
         levels=tuple(len(classes) for classes in labels.levels),
         colours=len(labels.colours),
     ).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # 20% faster on CPU
-    rng = np.random.default_rng(recipe.seed)
     batch = min(recipe.batch_size, len(images))
     steps = max(len(images) // batch, 1)  # whole batches only: batch norm dislikes tiny ones
+    rng = np.random.default_rng(recipe.seed)
+    order = np.concatenate(
+        [rng.permutation(len(images))[: steps * batch].reshape(steps, batch)
+         for _ in range(recipe.epochs)]
+    )  # fmt: skip
     optimizer = _optimizer(model, recipe)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, total_steps=steps * recipe.epochs, pct_start=0.2
+        optimizer, max_lr=recipe.lr, total_steps=len(order), pct_start=0.2
     )
     average = WeightAverage(model, recipe.ema_decay)
     arithmetic = precision.resolve(recipe.precision)
     model.train()
     loss = torch.zeros(())
-    with progress(total=steps * recipe.epochs, desc="train", unit="step") as bar:
-        for epoch in range(recipe.epochs):
-            order = rng.permutation(len(images))
-            for step in range(steps):
-                rows = torch.from_numpy(order[step * batch : (step + 1) * batch])
-                x = torch.from_numpy(normalise(_augment(images[rows], rng, recipe), params))
-                x = x.contiguous(memory_format=torch.channels_last)
-                with precision.autocast(arithmetic):
-                    parts = model.forward_features(x)
-                loss = _loss(model, precision.as_float(parts), _pick(targets, rows), recipe)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                average.update(model)
-                bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{loss.item():.3f}")
-                bar.update()
+    batches = _loader(Batches(images, order, recipe.augment, params, recipe.seed), recipe)
+    with progress(total=len(order), desc="train", unit="step") as bar:
+        for step, (rows, x) in enumerate(batches):
+            epoch = step // steps
+            x = x.contiguous(memory_format=torch.channels_last)
+            with precision.autocast(arithmetic):
+                parts = model.forward_features(x)
+            loss = _loss(model, precision.as_float(parts), _pick(targets, rows), recipe)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            average.update(model)
+            bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{loss.item():.3f}")
+            bar.update()
     return average.model, round(float(loss.item()), 4)
+
+
+class Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Step i's batch: its rows and their changed, normalised images. Each step's changes are
+    drawn from (seed, i), so a run is the same whatever the number of loader workers."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        order: np.ndarray,
+        augment: Augment,
+        params: PreprocessParams,
+        seed: int,
+    ) -> None:
+        self.images, self.order, self.augment, self.params = images, order, augment, params
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.order[step]
+        rng = np.random.default_rng((self.seed, step))
+        changed = augmented(self.images[rows], self.augment, self.params, rng)
+        return torch.from_numpy(rows), torch.from_numpy(normalise(changed, self.params))
+
+
+def _loader(batches: Batches, recipe: Recipe) -> torch.utils.data.DataLoader[Any]:
+    """The batches in order, made `recipe.loader_workers` processes ahead of the training
+    step (0: in the training process itself)."""
+    workers = recipe.loader_workers
+    return torch.utils.data.DataLoader(
+        batches, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None
+    )
 
 
 def _pick(targets: Targets, rows: torch.Tensor) -> Targets:
@@ -252,21 +291,6 @@ def _optimizer(model: ResNet, recipe: Recipe) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=recipe.lr)
-
-
-def _augment(images: np.ndarray, rng: np.random.Generator, recipe: Recipe) -> np.ndarray:
-    """Random horizontal flips and small shifts (white fills the gap); colours stay as they are."""
-    count, height, width, _ = images.shape
-    flips = rng.integers(0, 2, size=(count, 1, 1, 1), dtype=bool)
-    images = np.where(flips, images[:, :, ::-1], images)
-    shift = recipe.max_shift
-    if shift == 0:
-        return images
-    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), constant_values=255)
-    dy, dx = rng.integers(0, 2 * shift + 1, size=(2, count))
-    return np.stack(
-        [padded[i, dy[i] : dy[i] + height, dx[i] : dx[i] + width] for i in range(count)]
-    )
 
 
 def embed(
@@ -314,6 +338,7 @@ def evaluate_model(
 def _as_json(recipe: Recipe) -> dict[str, Any]:
     raw = dataclasses.asdict(recipe)
     raw["arch"] = recipe.arch.to_dict()
+    raw["augment"] = recipe.augment.to_dict()
     return raw
 
 

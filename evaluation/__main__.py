@@ -1,10 +1,12 @@
 """Evaluates a model version on a catalog and writes evaluation.json and evaluation.html.
 
 python -m evaluation --catalog DIR --model VERSION_DIR [--variant fp32|int8 ...] [--out DIR]
-    [--queries N] [--threads T]
+    [--queries N] [--threads T] [--seed S] [--no-changed]
 
 By default every variant the version has (fp32, and int8 once `python -m encoder_svc.quantize`
 made model.int8.onnx) is measured in the same run, side by side; `--variant`, repeated, chooses.
+Beside the catalog's own photos, the same held-out items' photos changed the way a shopper's
+photo differs (evaluation.robustness, drawn from --seed) are measured too, unless --no-changed.
 """
 
 import argparse
@@ -34,11 +36,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--queries", type=int, help="only the first N held-out items as queries")
     parser.add_argument("--threads", type=int, default=2, help="decoding and onnxruntime threads")
+    parser.add_argument("--seed", type=int, default=0, help="draws the changed photos")
+    parser.add_argument(
+        "--no-changed", action="store_true", help="the catalog's own photos only, none changed"
+    )
     args = parser.parse_args(argv)
     chosen = "-".join(sorted(set(args.variants or [])))
     out = args.out or args.model / ("evaluation" + (f"-{chosen}" if chosen else ""))
     try:
-        result = evaluate(args.catalog, args.model, args.variants, args.queries, args.threads)
+        seed = None if args.no_changed else args.seed
+        result = evaluate(args.catalog, args.model, args.variants, args.queries, args.threads, seed)
     except VisualSearchError as error:
         parser.exit(1, f"evaluation failed: {error}\n")
     print(report.text(result))

@@ -45,9 +45,10 @@ def downscaled(images: np.ndarray, size: tuple[int, int] = PIXELS) -> np.ndarray
     return small.reshape(len(images), -1).astype(np.float32)
 
 
-def centred(vectors: np.ndarray) -> np.ndarray:
-    """Rows minus the mean row, then scaled to unit length (a zero row stays zero)."""
-    shifted = vectors - vectors.mean(axis=0, keepdims=True)
+def centred(vectors: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """Rows minus `mean` (by default their own mean row), then scaled to unit length (a zero
+    row stays zero)."""
+    shifted = vectors - (vectors.mean(axis=0) if mean is None else mean)
     norms = np.linalg.norm(shifted, axis=1, keepdims=True)
     return (shifted / np.maximum(norms, EPSILON)).astype(np.float32)
 

@@ -8,21 +8,15 @@ import numpy as np
 
 from catalog.items import CatalogItem, open_catalog
 from catalog.split import is_held_out
-from common import paths
 from common.errors import FailedPrecondition, InvalidArgument
 from encoder_svc.evaluate import CUTOFF, Retrieval, agreement, retrieval, top1_accuracy
 from encoder_svc.runtime import VARIANTS, Encoder
-from evaluation.features import Features, embed_catalog
+from evaluation import robustness
+from evaluation.features import Features, embed_catalog, figure_name
 
 CURVE = 50  # the P@k curves run k = 1..CURVE
-BASELINES = ("colour_histogram", "raw_pixels")  # the Features fields the model is compared with
 WORST = 12  # queries shown in the report's grid
 SHOWN = CUTOFF  # neighbours shown per query
-
-
-def figure_name(variant: str) -> str:
-    """The name of a model variant's entry in the result's "figures", e.g. "model int8"."""
-    return f"model {variant}"
 
 
 def evaluate(
@@ -31,8 +25,10 @@ def evaluate(
     variants: list[str] | None = None,
     queries: int | None = None,
     threads: int = 2,
+    changed_seed: int | None = 0,
 ) -> dict[str, Any]:
-    """Embeds the catalog with each variant of a model version and measures them side by side.
+    """Embeds the catalog with each variant of a model version and measures them side by side,
+    on the held-out items' own photos and on those photos changed (evaluation.robustness).
 
     Each image is decoded once and run through every variant. The held-out items
     (catalog.split) are the queries, searched by exact cosine search against every decodable
@@ -45,12 +41,14 @@ def evaluate(
             variant whose file the version holds.
         queries: use only the first this many held-out items as queries; None for all.
         threads: decoding and onnxruntime threads.
+        changed_seed: draws the changed photos; None to measure the catalog's photos only.
 
     Returns:
         JSON-ready figures: "variants" evaluated (fp32 first), "figures" per embedding (each
         variant's "model <variant>", then the baselines), "comparisons" of each further
         variant with the first ("int8 vs fp32"), the first variant's "per_master" figures and
-        "worst" queries with their neighbours, "counts", "seconds" and what was measured.
+        "worst" queries with their neighbours, "changed" (robustness.measure, unless
+        changed_seed is None), "counts", "seconds" and what was measured.
 
     Raises:
         InvalidArgument: an empty or unknown choice of variants.
@@ -64,15 +62,20 @@ def evaluate(
     }
     with open_catalog(catalog_dir) as catalog:
         features = embed_catalog(catalog, encoders, threads)
-    embedded = time.monotonic()
+        embedded = time.monotonic()
+        chosen = _queries(features, queries)
+        changed = (
+            robustness.measure(catalog, features, encoders, chosen, changed_seed, threads)
+            if changed_seed is not None
+            else None
+        )
     (leaves, _), (colours, _), masters = (
-        codes(features, key) for key in ("leaf", "colour", "master")
+        features.codes(key) for key in ("leaf", "colour", "master")
     )
-    chosen = _queries(features, queries)
     k = min(CURVE, len(features.items) - 1)
     runs = {
         name: retrieval(vectors, leaves, colours, chosen, k)
-        for name, vectors in _embeddings(features).items()
+        for name, vectors in features.embeddings().items()
     }
     first, encoder = next(iter(encoders.items()))
     truth = _truth(features, encoder.leaves)
@@ -93,6 +96,7 @@ def evaluate(
         "comparisons": _comparisons(features, figures),
         "per_master": _per_master(runs[figure_name(first)], masters, features.probs[first], truth),
         "worst": _worst(runs[figure_name(first)], features.model[first], features.items),
+        **({"changed": changed} if changed else {}),
         "seconds": {
             "embed": round(embedded - started, 1),
             "search": round(time.monotonic() - embedded, 1),
@@ -112,12 +116,6 @@ def _variants(version_dir: Path, chosen: list[str] | None) -> list[str]:
     if not chosen:
         raise InvalidArgument("no model variant to evaluate")
     return sorted(set(chosen), key=lambda variant: (variant != "fp32", variant))
-
-
-def _embeddings(features: Features) -> dict[str, np.ndarray]:
-    """Every embedding compared, by figure name: the model's variants first, then the baselines."""
-    models = {figure_name(variant): vectors for variant, vectors in features.model.items()}
-    return models | {name: getattr(features, name) for name in BASELINES}
 
 
 def _figures(
@@ -150,16 +148,6 @@ def _agreement(features: Features, variant: str, reference: str) -> dict[str, An
     outputs = (features.model[variant], features.probs[variant])
     reference_outputs = (features.model[reference], features.probs[reference])
     return {**agreement(outputs, reference_outputs), "items": len(features.items)}
-
-
-def codes(features: Features, field: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each item's leaf, colour or master category as an integer code, and the codes' names."""
-    if field == "master":
-        values = [paths.split(item.leaf)[0] for item in features.items]
-    else:
-        values = [getattr(item, field) for item in features.items]
-    names, codes = np.unique(np.array(values), return_inverse=True)
-    return codes, names
 
 
 def _queries(features: Features, limit: int | None) -> np.ndarray:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from catalog.items import open_catalog
-from evaluation.quality import figure_name
+from catalog.items import Catalog, open_catalog
+from evaluation.features import figure_name
 from infra.report import Tile, write_page
 
 JSON_FILE = "evaluation.json"
@@ -19,6 +19,9 @@ NAMES = {
     "raw_pixels": "raw pixels 16x12",
 }
 COLUMNS = ("queries", "P@10 leaf", "P@10 leaf+colour", "mAP@10 leaf", "top-1 leaf")
+CHANGED = ("own_at_1", "own_at_10", "p_at_10_leaf", "p_at_10_leaf_colour")
+CHANGED_COLUMNS = ("queries", "own item @1", "own item in top 10", "P@10 leaf", "P@10 leaf+colour")
+CLEAN_COLUMNS = ("clean P@10 leaf", "clean P@10 leaf+colour")
 Table = list[list[str]]
 
 
@@ -39,6 +42,39 @@ def tables(result: dict[str, Any]) -> tuple[Table, Table]:
     return embeddings, masters
 
 
+def changed_tables(result: dict[str, Any]) -> tuple[Table, Table]:
+    """The changed photos' figures as rows of text: every embedding over all of them, beside its
+    clean figures; then the first variant per kind of change."""
+    figures = result["changed"]["figures"]
+    clean = result["figures"]
+    embeddings = [
+        [
+            NAMES.get(name, name),
+            *_changed_cells(rows["all"]),
+            f"{clean[name]['p_at_10_leaf']:.3f}",
+            f"{clean[name]['p_at_10_leaf_colour']:.3f}",
+        ]
+        for name, rows in figures.items()
+    ]
+    kinds = [[group, *_changed_cells(row)] for group, row in figures[_first(result)].items()]
+    return embeddings, kinds
+
+
+def _changed_cells(row: dict[str, Any]) -> list[str]:
+    return [str(row["queries"]), *(f"{row[key]:.3f}" for key in CHANGED)]
+
+
+def _changed_headings(result: dict[str, Any]) -> tuple[list[str], list[str], str]:
+    changed = result["changed"]
+    return (
+        ["embedding", *CHANGED_COLUMNS, *CLEAN_COLUMNS],
+        [f"{_first(result)}, per change", *CHANGED_COLUMNS],
+        f"Held-out photos changed as a shopper's differ (seed {changed['seed']}), searched "
+        "against the whole catalog, own item included; clean: the catalog's own photos, "
+        "left out.",
+    )
+
+
 def text(result: dict[str, Any]) -> str:
     """A compact plain-text summary for the terminal."""
     counts, first = result["counts"], _first(result)
@@ -53,6 +89,18 @@ def text(result: dict[str, Any]) -> str:
         f"{result['figures'][first]['top1_excluded']} excluded "
         f"(leaf not among the model's {counts['model_leaves']})",
     ]
+    if "changed" in result:
+        (by_embedding, by_kind), (heading, kind_heading, about) = (
+            changed_tables(result),
+            _changed_headings(result),
+        )
+        lines += [
+            "",
+            about,
+            _text_table(heading, by_embedding),
+            "",
+            _text_table(kind_heading, by_kind),
+        ]
     return "\n".join(lines)
 
 
@@ -67,7 +115,9 @@ def write_html(result: dict[str, Any], out: Path) -> Path:
             *(f"<p>{html.escape(line)}</p>" for line in _comparison_lines(result)),
             _html_table([f"{first}, per masterCategory", *COLUMNS], masters),
             f'<img alt="precision at k" src="data:image/png;base64,{_plot(result)}">',
-            f"<h2>Worst queries of {html.escape(first)} (lowest P@10 leaf)</h2>",
+            *_changed_html(result),
+            f"<h2>Worst queries of {html.escape(first)} (lowest P@10 leaf), then the first "
+            "changed photo of each kind</h2>",
         ]
     )
     with open_catalog(result["catalog"]) as catalog:
@@ -77,6 +127,13 @@ def write_html(result: dict[str, Any], out: Path) -> Path:
                 _tiles(query, catalog.image_bytes),
             )
             for query in result["worst"]
+        ]
+        rows += [
+            (
+                f"{example['id']} changed: {', '.join(example['changes'])}",
+                _changed_tiles(example, catalog),
+            )
+            for example in result.get("changed", {}).get("examples", [])
         ]
     title = f"Evaluation of {result['model_version']} ({', '.join(result['variants'])})"
     return write_page(out / HTML_FILE, title, rows, preamble)
@@ -159,6 +216,32 @@ def _plot(result: dict[str, Any]) -> str:
     figure.savefig(buffer, format="png", bbox_inches="tight")
     pyplot.close(figure)
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _changed_html(result: dict[str, Any]) -> list[str]:
+    if "changed" not in result:
+        return []
+    (by_embedding, by_kind), (heading, kind_heading, about) = (
+        changed_tables(result),
+        _changed_headings(result),
+    )
+    return [
+        f"<h2>Changed photos</h2><p>{html.escape(about)}</p>",
+        _html_table(heading, by_embedding),
+        _html_table(kind_heading, by_kind),
+    ]
+
+
+def _changed_tiles(example: dict[str, Any], catalog: Catalog) -> list[Tile]:
+    """The changed photo, then its neighbours; a match is the own item or one of its leaf."""
+    own = catalog.get(example["id"])
+    tiles = [Tile(base64.b64decode(example["photo"]), f"changed {own.id}\n{own.leaf}")]
+    for rank, item_id in enumerate(example["neighbours"], start=1):
+        item = catalog.get(item_id)
+        mark = " OWN ITEM" if item_id == own.id else ""
+        caption = f"{rank}. {item_id}{mark}\n{item.leaf}\n{item.colour}"
+        tiles.append(Tile(catalog.image_bytes(item_id), caption, item.leaf == own.leaf))
+    return tiles
 
 
 def _tiles(query: dict[str, Any], image: Callable[[str], bytes]) -> list[Tile]:

@@ -84,7 +84,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def cli_result(root: Path, version_dir: Path) -> dict[str, Any]:
     done = run_cli("--catalog", str(root / "catalog"), "--model", str(version_dir))
     assert done.returncode == 0, done.stderr
-    for shown in ("P@10 leaf", "model fp32", "model int8", "raw pixels", "int8 vs fp32"):
+    names = ("P@10 leaf", "model fp32", "model int8", "raw pixels", "int8 vs fp32", "own item @1")
+    for shown in names:
         assert shown in done.stdout
     return json.loads((version_dir / "evaluation" / "evaluation.json").read_text())
 
@@ -144,7 +145,32 @@ def test_the_report_embeds_the_plot_and_the_worst_queries(
     assert worst and len(worst[0]["neighbours"]) == 10
     assert worst[0]["p_at_10_leaf"] <= worst[-1]["p_at_10_leaf"]
     assert f"query {worst[0]['id']}" in page
-    assert page.count("data:image/jpeg;base64,") == len(worst) * 11
+    examples = cli_result["changed"]["examples"]
+    assert page.count("data:image/jpeg;base64,") == (len(worst) + len(examples)) * 11
+    assert "Changed photos" in page and f"{examples[0]['id']} changed: " in page
+
+
+@pytest.mark.slow
+def test_changed_photos_are_measured_for_every_embedding_and_kind_of_change(
+    cli_result: dict[str, Any],
+) -> None:
+    changed = cli_result["changed"]
+    assert changed["seed"] == 0 and changed["queries"] == cli_result["counts"]["queries"]
+    assert list(changed["figures"]) == [*MODELS, *BASELINES]
+    for rows in changed["figures"].values():
+        assert rows["all"]["queries"] == changed["queries"]
+        assert {"crop", "pad", "light", "mix of 2"} <= set(rows)
+        assert (
+            sum(row["queries"] for name, row in rows.items() if name != "all")
+            == (changed["queries"])
+        )
+        for row in rows.values():
+            assert 0.0 <= row["own_at_1"] <= row["own_at_10"] <= 1.0
+            assert row["p_at_10_leaf_colour"] <= row["p_at_10_leaf"]
+    kinds = [name for name in changed["figures"]["model fp32"] if name != "all"]
+    assert [" ".join(e["changes"]) if len(e["changes"]) == 1 else f"mix of {len(e['changes'])}"
+            for e in changed["examples"]] == kinds  # fmt: skip
+    assert all(len(example["neighbours"]) == 10 for example in changed["examples"])
 
 
 @pytest.mark.slow
@@ -161,8 +187,9 @@ def test_asking_for_a_missing_int8_model_says_how_to_make_it(
 def test_a_version_without_int8_is_measured_in_fp32_and_queries_can_be_limited(
     root: Path, fp32_only_dir: Path
 ) -> None:
-    result = evaluate(root / "catalog", fp32_only_dir, queries=5, threads=1)
+    result = evaluate(root / "catalog", fp32_only_dir, queries=5, threads=1, changed_seed=None)
     assert result["variants"] == ["fp32"] and result["comparisons"] == {}
+    assert "changed" not in result
     assert list(result["figures"]) == ["model fp32", *BASELINES]
     assert result["counts"]["queries"] == 5
     assert result["per_master"] and len(result["worst"]) == 5
@@ -173,3 +200,5 @@ def test_one_variant_can_be_chosen(root: Path, version_dir: Path) -> None:
     result = evaluate(root / "catalog", version_dir, variants=["int8"], queries=5, threads=1)
     assert result["variants"] == ["int8"] and result["comparisons"] == {}
     assert list(result["figures"]) == ["model int8", *BASELINES]
+    again = evaluate(root / "catalog", version_dir, variants=["int8"], queries=5, threads=1)
+    assert again["changed"] == result["changed"]  # the same seed, the same changed photos
