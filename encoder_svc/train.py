@@ -55,6 +55,11 @@ class Recipe:
     trim: bool = True  # cut the product out of a plain background (preprocess.trimmed)
     augment: Augment = dataclasses.field(default_factory=Augment)
     loader_workers: int = 1  # processes changing the next batches while a step trains
+    # The instance term: the first `instance_pairs` items of each batch are seen a second time,
+    # changed otherwise, and InfoNCE pulls each photo's two embeddings together (0: off).
+    instance_loss: float = 0.0
+    instance_pairs: int = 16
+    instance_temperature: float = 0.1
     min_items: int = 10  # training items a class (leaf, ancestor, colour) needs
     seed: int = 0
     threads: int = 2
@@ -202,14 +207,18 @@ def fit(
     arithmetic = precision.resolve(recipe.precision)
     model.train()
     loss = torch.zeros(())
-    batches = _loader(Batches(images, order, recipe.augment, params, recipe.seed), recipe)
+    pairs = min(recipe.instance_pairs, batch) if recipe.instance_loss else 0
+    batches = _loader(Batches(images, order, recipe.augment, params, recipe.seed, pairs), recipe)
     with progress(total=len(order), desc="train", unit="step") as bar:
         for step, (rows, x) in enumerate(batches):
             epoch = step // steps
             x = x.contiguous(memory_format=torch.channels_last)
             with precision.autocast(arithmetic):
-                parts = model.forward_features(x)
-            loss = _loss(model, precision.as_float(parts), _pick(targets, rows), recipe)
+                parts = precision.as_float(model.forward_features(x))
+            seen = torch.cat([rows, rows[:pairs]])
+            loss = _loss(model, parts, _pick(targets, seen), recipe)
+            if pairs:
+                loss = loss + recipe.instance_loss * instance_term(parts, pairs, recipe)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -221,8 +230,9 @@ def fit(
 
 
 class Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Step i's batch: its rows and their changed, normalised images. Each step's changes are
-    drawn from (seed, i), so a run is the same whatever the number of loader workers."""
+    """Step i's batch: its rows and their changed, normalised images, then a second changed
+    copy of the first `pairs` rows' images. Each step's changes are drawn from (seed, i), so a
+    run is the same whatever the number of loader workers."""
 
     def __init__(
         self,
@@ -231,9 +241,10 @@ class Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         augment: Augment,
         params: PreprocessParams,
         seed: int,
+        pairs: int = 0,
     ) -> None:
         self.images, self.order, self.augment, self.params = images, order, augment, params
-        self.seed = seed
+        self.seed, self.pairs = seed, pairs
 
     def __len__(self) -> int:
         return len(self.order)
@@ -241,7 +252,8 @@ class Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.order[step]
         rng = np.random.default_rng((self.seed, step))
-        changed = augmented(self.images[rows], self.augment, self.params, rng)
+        seen = np.concatenate([rows, rows[: self.pairs]])
+        changed = augmented(self.images[seen], self.augment, self.params, rng)
         return torch.from_numpy(rows), torch.from_numpy(normalise(changed, self.params))
 
 
@@ -268,6 +280,17 @@ def _loss(model: ResNet, parts: Parts, targets: Targets, recipe: Recipe) -> torc
         term = _head_loss(model.colour_head, parts.colour, targets.colour, recipe)
         loss = loss + recipe.colour_loss * term
     return loss
+
+
+def instance_term(parts: Parts, pairs: int, recipe: Recipe) -> torch.Tensor:
+    """InfoNCE between the first `pairs` photos and their changed copies (the batch's last
+    `pairs` rows), both ways: each photo's copy must be nearer it than the other copies are."""
+    joined = parts.shape if parts.colour is None else torch.cat([parts.shape, parts.colour], 1)
+    joined = F.normalize(joined, dim=1)
+    first, second = joined[:pairs], joined[-pairs:]
+    logits = first @ second.t() / recipe.instance_temperature
+    same = torch.arange(pairs)
+    return (F.cross_entropy(logits, same) + F.cross_entropy(logits.t(), same)) / 2
 
 
 def _head_loss(
@@ -360,6 +383,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads")
     parser.add_argument(
+        "--instance-loss",
+        type=float,
+        default=defaults.instance_loss,
+        help="weight of the term pulling a photo and its changed copy together (0: off)",
+    )
+    parser.add_argument(
         "--precision",
         choices=precision.PRECISIONS,
         default=defaults.precision,
@@ -382,6 +411,7 @@ def main() -> None:
         min_items=args.min_items,
         threads=args.threads,
         precision=args.precision,
+        instance_loss=args.instance_loss,
     )
     version_dir, verdict = train(
         args.catalog, args.taxonomy, args.models_dir, recipe, args.gate_margin, args.force

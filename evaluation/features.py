@@ -42,11 +42,14 @@ class Features:
         """Each item's leaf, colour or master category as an integer code, and the codes'
         names."""
         if field == "master":
-            values = [paths.split(item.leaf)[0] for item in self.items]
-        else:
-            values = [getattr(item, field) for item in self.items]
-        names, codes = np.unique(np.array(values), return_inverse=True)
-        return codes, names
+            return codes_of([paths.split(item.leaf)[0] for item in self.items])
+        return codes_of([getattr(item, field) for item in self.items])
+
+
+def codes_of(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each value as an integer code, and the codes' names."""
+    names, codes = np.unique(np.array(values), return_inverse=True)
+    return codes, names
 
 
 def figure_name(variant: str) -> str:

@@ -50,17 +50,17 @@ def changed_tables(result: dict[str, Any]) -> tuple[Table, Table]:
     embeddings = [
         [
             NAMES.get(name, name),
-            *_changed_cells(rows["all"]),
+            *changed_cells(rows["all"]),
             f"{clean[name]['p_at_10_leaf']:.3f}",
             f"{clean[name]['p_at_10_leaf_colour']:.3f}",
         ]
         for name, rows in figures.items()
     ]
-    kinds = [[group, *_changed_cells(row)] for group, row in figures[_first(result)].items()]
+    kinds = [[group, *changed_cells(row)] for group, row in figures[_first(result)].items()]
     return embeddings, kinds
 
 
-def _changed_cells(row: dict[str, Any]) -> list[str]:
+def changed_cells(row: dict[str, Any]) -> list[str]:
     return [str(row["queries"]), *(f"{row[key]:.3f}" for key in CHANGED)]
 
 
@@ -81,10 +81,10 @@ def text(result: dict[str, Any]) -> str:
     embeddings, masters = tables(result)
     lines = [
         _headline(result),
-        _text_table(["embedding", *COLUMNS], embeddings),
+        text_table(["embedding", *COLUMNS], embeddings),
         *_comparison_lines(result),
         "",
-        _text_table([f"{first}, per masterCategory", *COLUMNS], masters),
+        text_table([f"{first}, per masterCategory", *COLUMNS], masters),
         f"top-1 over {result['figures'][first]['top1_queries']} queries; "
         f"{result['figures'][first]['top1_excluded']} excluded "
         f"(leaf not among the model's {counts['model_leaves']})",
@@ -97,9 +97,9 @@ def text(result: dict[str, Any]) -> str:
         lines += [
             "",
             about,
-            _text_table(heading, by_embedding),
+            text_table(heading, by_embedding),
             "",
-            _text_table(kind_heading, by_kind),
+            text_table(kind_heading, by_kind),
         ]
     return "\n".join(lines)
 
@@ -176,7 +176,7 @@ def _row(name: str, figures: dict[str, Any]) -> list[str]:
     ]
 
 
-def _text_table(header: list[str], rows: Table) -> str:
+def text_table(header: list[str], rows: Table) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join(
         "  ".join(

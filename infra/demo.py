@@ -8,7 +8,6 @@ Everything it writes goes under var/: a catalog's cluster state in var/work/<cat
 """
 
 import argparse
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +17,7 @@ import grpc
 from catalog.generate import generate
 from catalog.items import Catalog, CatalogItem, open_catalog
 from catalog.split import is_held_out
-from common import config as cluster_config
-from infra import cluster, workspace
+from infra import workspace
 from infra.ingest import ingest_catalog
 from infra.report import Tile, write_page
 from protos.visualsearch.v1 import gateway_pb2, gateway_pb2_grpc
@@ -38,22 +36,13 @@ def main() -> None:
     started = time.monotonic()
 
     catalog_dir = args.catalog.resolve() if args.catalog else generate(workspace.GENERATED)
-    workdir = workspace.workdir_for(catalog_dir)
-    os.environ.update(workspace.overrides(workdir))
-    workspace.seed(catalog_dir, workdir)
-    if args.epochs or not workspace.has_model(workdir):
-        workspace.train(catalog_dir, workdir, args.epochs)
-    workspace.clear_shards(workdir)
-    config = cluster_config.load()
-    print("starting the cluster ...", flush=True)
-    cluster.up(config)
-    try:
-        with grpc.insecure_channel(config.address(config.gateway.port)) as channel:
-            stub = gateway_pb2_grpc.VisualSearchStub(channel)
-            _run_queries(stub, open_catalog(catalog_dir), workdir, args.eval_queries)
-    finally:
-        print("stopping the cluster ...", flush=True)
-        cluster.down(config)
+    with (
+        workspace.cluster_for(catalog_dir, args.epochs) as config,
+        grpc.insecure_channel(config.address(config.gateway.port)) as channel,
+    ):
+        stub = gateway_pb2_grpc.VisualSearchStub(channel)
+        workdir = workspace.workdir_for(catalog_dir)
+        _run_queries(stub, open_catalog(catalog_dir), workdir, args.eval_queries)
     print(f"demo done in {time.monotonic() - started:.0f}s")
 
 

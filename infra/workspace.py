@@ -1,12 +1,18 @@
 """A cluster's working files for one catalog: taxonomy database, model versions, shard data."""
 
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from common import config as cluster_config
+from common.config import ClusterConfig
 from common.errors import FailedPrecondition
 from encoder_svc import registry
+from infra import cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "var" / "catalogs" / "generated"
@@ -64,6 +70,29 @@ def has_model(workdir: Path) -> bool:
 def clear_shards(workdir: Path) -> None:
     """Forgets the shards' vectors, so that a new model version can be loaded from scratch."""
     shutil.rmtree(overrides(workdir)["VS_INDEX_DATA_DIR"], ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster_for(catalog: Path, epochs: int | None = None) -> Iterator[ClusterConfig]:
+    """Every service of the cluster up over `catalog`'s workspace, stopped on leaving.
+
+    The taxonomy is seeded the first time, a model trained if none is current (or anew for
+    `epochs`), and the shards start empty, ready for the catalog to be ingested.
+    """
+    workdir = workdir_for(catalog)
+    os.environ.update(overrides(workdir))
+    seed(catalog, workdir)
+    if epochs or not has_model(workdir):
+        train(catalog, workdir, epochs)
+    clear_shards(workdir)
+    config = cluster_config.load()
+    print("starting the cluster ...", flush=True)
+    cluster.up(config)
+    try:
+        yield config
+    finally:
+        print("stopping the cluster ...", flush=True)
+        cluster.down(config)
 
 
 def _run(module: str, *args: str) -> None:

@@ -374,6 +374,30 @@ def test_a_partition_moved_away_and_back_loses_and_duplicates_nothing(running: R
 LOAD_CALLS = 30
 
 
+def test_shoppers_photos_through_the_cluster_are_scored_as_its_answers_say(
+    running: Running, tmp_path: Path
+) -> None:
+    gateway = running.config.address(running.config.gateway.port)
+    command = [sys.executable, "-m", "evaluation.served", "--catalog", str(running.catalog.root)]
+    command += ["--gateway", gateway, "--queries", "28", "--out", str(tmp_path)]
+    run = subprocess.run(command, cwd=process.ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "served.json").read_text())
+    assert result["queries"] == 28 and result["failed"] == {"changed": 0, "clean": 0}
+    changed = result["changed"]
+    assert {"crop", "mirror", "light", "pad", "rotate", "rescale", "jpeg"} < set(changed)
+    assert sum(row["queries"] for group, row in changed.items() if group != "all") == 28
+    assert "changed: pad" in run.stdout and "clean (own left out)" in run.stdout
+    # the clean figure is what SearchByImage answers for the same 28 photos, own item left out
+    queries = [item for item in running.catalog.items if is_held_out(item.id)][:28]
+    shares = []
+    for item in queries:
+        results = _search(running, running.catalog.image_bytes(item.id), k=11).results
+        neighbours = [r for r in results if r.item_id != item.id][:10]
+        shares.append(sum(r.leaf == item.leaf for r in neighbours) / 10)
+    assert result["clean"]["p_at_10_leaf"] == pytest.approx(sum(shares) / 28, abs=1e-4)
+
+
 def test_the_load_generator_runs_a_fixed_count_of_the_mix_and_reports_it(
     running: Running, tmp_path: Path
 ) -> None:

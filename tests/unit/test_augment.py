@@ -41,3 +41,14 @@ def test_the_same_seed_and_step_give_the_same_batch() -> None:
     assert rows.tolist() == [1, 2, 4, 6] and tuple(x.shape) == (4, 3, 80, 60)
     assert np.array_equal(batches[1][1].numpy(), x.numpy())
     assert not np.array_equal(Batches(images, order, Augment(), PARAMS, 8)[1][1].numpy(), x.numpy())
+
+
+def test_paired_batches_end_with_a_second_changed_copy_of_the_first_rows() -> None:
+    images = np.concatenate([batch()] * 4)
+    order = np.array([[0, 3, 5, 7], [1, 2, 4, 6]])
+    plain = Batches(images, order, OFF, PARAMS, seed=7, pairs=2)
+    rows, x = plain[0]
+    assert rows.tolist() == [0, 3, 5, 7] and tuple(x.shape) == (6, 3, 80, 60)
+    assert np.array_equal(x[4:].numpy(), x[:2].numpy())  # nothing changed: the same photos
+    _, changed = Batches(images, order, Augment(crop=1.0), PARAMS, seed=7, pairs=2)[0]
+    assert not np.array_equal(changed[4:].numpy(), changed[:2].numpy())
