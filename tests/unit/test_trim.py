@@ -33,6 +33,8 @@ def test_a_product_padded_on_a_tinted_background_decodes_like_the_catalog_photo(
     assert difference(shopper, catalog) < 8
     assert difference(untrimmed, catalog) > 4 * difference(shopper, catalog)
     assert (shopper[0, 0] > 240).all()  # the tint is gone: what is left is padded with white
+    large = padded.resize((padded.width * 3, padded.height * 3), Image.Resampling.BICUBIC)
+    assert difference(decode(encode(large), Limits(), TRIM), catalog) < 8  # on a coarser grid
 
 
 def test_the_cut_keeps_the_whole_product_with_a_small_margin() -> None:
