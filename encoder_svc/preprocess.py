@@ -20,7 +20,7 @@ TRIM_PLAIN_FRAME = 0.6
 TRIM_MIN_SHARE = 0.03
 TRIM_MIN_AREA = 0.05
 TRIM_MARGIN = 0.03
-TRIM_GRID = 40
+TRIM_GRID = 120
 
 
 @dataclasses.dataclass(frozen=True)
