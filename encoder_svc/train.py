@@ -1,8 +1,9 @@
 """Trains the encoder on the taxonomy's leaves; evaluates, exports, quantises and registers it.
 
     python -m encoder_svc.train --catalog DIR --taxonomy EXPORT.json --models-dir DIR \\
-        [--epochs N] [--seed S] [--batch-size B] [--lr LR] [--min-items M] [--threads T] \\
-        [--precision auto|bf16|fp32] [--gate-margin X] [--force]
+        [--recipe default|daily] [--epochs N] [--seed S] [--batch-size B] [--lr LR] \\
+        [--min-items M] [--threads T] [--instance-loss W] [--precision auto|bf16|fp32] \\
+        [--gate-margin X] [--force]
 
 The new version becomes CURRENT only if it passes the quality gate (registry.judge).
 """
@@ -66,6 +67,19 @@ class Recipe:
     # bf16 (autocast), fp32, or auto (precision.resolve); meta.json records the one used.
     precision: str = "auto"
     arch: Arch = dataclasses.field(default_factory=Arch)
+
+
+RECIPES = {"default": Recipe(), "daily": Recipe(epochs=46)}
+OPTIONS = (
+    "epochs",
+    "seed",
+    "batch_size",
+    "lr",
+    "min_items",
+    "threads",
+    "instance_loss",
+    "precision",
+)
 
 
 class Targets(NamedTuple):
@@ -370,28 +384,29 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     parser.add_argument("--taxonomy", type=Path, required=True, help="taxonomy export JSON")
     parser.add_argument("--models-dir", type=Path, required=True, help="model versions folder")
-    defaults = Recipe()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument(
-        "--min-items",
-        type=int,
-        default=defaults.min_items,
-        help="training items a leaf (or colour, or ancestor) needs to be a class",
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="default",
+        help="the settings: default (2 cores, under 30 minutes on fashion-small) or daily "
+        "(longer, for the daily job); the options below change single settings",
     )
-    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument(
+        "--min-items", type=int, help="training items a leaf (or colour, or ancestor) needs"
+    )
+    parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument(
         "--instance-loss",
         type=float,
-        default=defaults.instance_loss,
         help="weight of the term pulling a photo and its changed copy together (0: off)",
     )
     parser.add_argument(
         "--precision",
         choices=precision.PRECISIONS,
-        default=defaults.precision,
         help="training arithmetic; auto: bf16 on a CPU with AMX or AVX512-BF16, else fp32",
     )
     parser.add_argument(
@@ -402,17 +417,8 @@ def main() -> None:
     )
     parser.add_argument("--force", action="store_true", help="make the new version CURRENT anyway")
     args = parser.parse_args()
-    recipe = dataclasses.replace(
-        defaults,
-        epochs=args.epochs,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        min_items=args.min_items,
-        threads=args.threads,
-        precision=args.precision,
-        instance_loss=args.instance_loss,
-    )
+    chosen = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
+    recipe = dataclasses.replace(RECIPES[args.recipe], **chosen)
     version_dir, verdict = train(
         args.catalog, args.taxonomy, args.models_dir, recipe, args.gate_margin, args.force
     )
