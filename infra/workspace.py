@@ -41,9 +41,7 @@ def seed(catalog: Path, workdir: Path) -> None:
         _run("taxonomy_svc.admin", "seed", "--database", database, "--catalog", str(catalog))
 
 
-def train(
-    catalog: Path, workdir: Path, epochs: int | None = None, recipe: str | None = None
-) -> None:
+def train(catalog: Path, workdir: Path, epochs: int | None = None) -> None:
     """Exports the current taxonomy and trains a model version on it (behind the quality gate)."""
     settings = overrides(workdir)
     export = str(workdir / "taxonomy.json")
@@ -57,8 +55,7 @@ def train(
     )
     args = ["--catalog", str(catalog), "--taxonomy", export]
     args += ["--models-dir", settings["VS_ENCODER_MODELS_DIR"]]
-    args += ["--epochs", str(epochs)] if epochs else []
-    _run("encoder_svc.train", *args, *(["--recipe", recipe] if recipe else []))
+    _run("encoder_svc.train", *args, *(["--epochs", str(epochs)] if epochs else []))
 
 
 def has_model(workdir: Path) -> bool:
