@@ -39,7 +39,7 @@ class Augment:
 
     @classmethod
     def none(cls) -> "Augment":
-        """No change but the mirror (what training did before this module)."""
+        """No change but the mirror."""
         return cls(crop=0, light=0, pad=0, rotate=0, shrink=0, jpeg=0)
 
 

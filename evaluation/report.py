@@ -42,11 +42,10 @@ def tables(result: dict[str, Any]) -> tuple[Table, Table]:
     return embeddings, masters
 
 
-def changed_tables(result: dict[str, Any]) -> tuple[Table, Table]:
-    """The changed photos' figures as rows of text: every embedding over all of them, beside its
-    clean figures; then the first variant per kind of change."""
-    figures = result["changed"]["figures"]
-    clean = result["figures"]
+def changed_tables(result: dict[str, Any]) -> tuple[str, list[tuple[list[str], Table]]]:
+    """What the changed photos are, then their figures as two tables of text: every embedding
+    over all of them beside its clean figures, and the first variant per kind of change."""
+    changed, clean, first = result["changed"], result["figures"], _first(result)
     embeddings = [
         [
             NAMES.get(name, name),
@@ -54,25 +53,23 @@ def changed_tables(result: dict[str, Any]) -> tuple[Table, Table]:
             f"{clean[name]['p_at_10_leaf']:.3f}",
             f"{clean[name]['p_at_10_leaf_colour']:.3f}",
         ]
-        for name, rows in figures.items()
+        for name, rows in changed["figures"].items()
     ]
-    kinds = [[group, *changed_cells(row)] for group, row in figures[_first(result)].items()]
-    return embeddings, kinds
+    kinds = [[group, *changed_cells(row)] for group, row in changed["figures"][first].items()]
+    about = (
+        f"Held-out photos changed as a shopper's differ (seed {changed['seed']}), searched "
+        "against the whole catalog, own item included; clean: the catalog's own photos, "
+        "left out."
+    )
+    return about, [
+        (["embedding", *CHANGED_COLUMNS, *CLEAN_COLUMNS], embeddings),
+        ([f"{first}, per change", *CHANGED_COLUMNS], kinds),
+    ]
 
 
 def changed_cells(row: dict[str, Any]) -> list[str]:
+    """A `robustness.score` row as cells: queries, own item at 1 and 10, P@10 leaf (+colour)."""
     return [str(row["queries"]), *(f"{row[key]:.3f}" for key in CHANGED)]
-
-
-def _changed_headings(result: dict[str, Any]) -> tuple[list[str], list[str], str]:
-    changed = result["changed"]
-    return (
-        ["embedding", *CHANGED_COLUMNS, *CLEAN_COLUMNS],
-        [f"{_first(result)}, per change", *CHANGED_COLUMNS],
-        f"Held-out photos changed as a shopper's differ (seed {changed['seed']}), searched "
-        "against the whole catalog, own item included; clean: the catalog's own photos, "
-        "left out.",
-    )
 
 
 def text(result: dict[str, Any]) -> str:
@@ -90,17 +87,8 @@ def text(result: dict[str, Any]) -> str:
         f"(leaf not among the model's {counts['model_leaves']})",
     ]
     if "changed" in result:
-        (by_embedding, by_kind), (heading, kind_heading, about) = (
-            changed_tables(result),
-            _changed_headings(result),
-        )
-        lines += [
-            "",
-            about,
-            text_table(heading, by_embedding),
-            "",
-            text_table(kind_heading, by_kind),
-        ]
+        about, changed = changed_tables(result)
+        lines += ["", about, *(text_table(heading, rows) + "\n" for heading, rows in changed)]
     return "\n".join(lines)
 
 
@@ -221,15 +209,9 @@ def _plot(result: dict[str, Any]) -> str:
 def _changed_html(result: dict[str, Any]) -> list[str]:
     if "changed" not in result:
         return []
-    (by_embedding, by_kind), (heading, kind_heading, about) = (
-        changed_tables(result),
-        _changed_headings(result),
-    )
-    return [
-        f"<h2>Changed photos</h2><p>{html.escape(about)}</p>",
-        _html_table(heading, by_embedding),
-        _html_table(kind_heading, by_kind),
-    ]
+    about, changed = changed_tables(result)
+    tables = [_html_table(heading, rows) for heading, rows in changed]
+    return [f"<h2>Changed photos</h2><p>{html.escape(about)}</p>", *tables]
 
 
 def _changed_tiles(example: dict[str, Any], catalog: Catalog) -> list[Tile]:
