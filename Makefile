@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CATALOG ?=
 EPOCHS ?=
+RECIPE ?=
 
 .PHONY: demo test check protos bench bench-taxonomy bench-record bench-ann bench-gateway bench-encoder load curate train evaluate clean up down
 
@@ -18,7 +19,7 @@ demo: $(STAMP)
 	$(PY) -m infra.demo $(if $(CATALOG),--catalog $(CATALOG)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 train: $(STAMP)
-	$(PY) -m infra.train $(if $(CATALOG),--catalog $(CATALOG)) $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(PY) -m infra.train $(if $(CATALOG),--catalog $(CATALOG)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(RECIPE),--recipe $(RECIPE))
 
 bench: $(STAMP)
 	$(PY) -m infra.bench $(if $(CATALOG),--catalog $(CATALOG))

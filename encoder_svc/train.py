@@ -1,8 +1,9 @@
 """Trains the encoder on the taxonomy's leaves; evaluates, exports, quantises and registers it.
 
     python -m encoder_svc.train --catalog DIR --taxonomy EXPORT.json --models-dir DIR \\
-        [--epochs N] [--seed S] [--batch-size B] [--lr LR] [--min-items M] [--threads T] \\
-        [--instance-loss W] [--precision auto|bf16|fp32] [--gate-margin X] [--force]
+        [--recipe default|daily] [--epochs N] [--seed S] [--batch-size B] [--lr LR] \\
+        [--min-items M] [--threads T] [--instance-loss W] [--precision auto|bf16|fp32] \\
+        [--gate-margin X] [--force]
 
 The new version becomes CURRENT only if it passes the quality gate (registry.judge).
 """
@@ -70,6 +71,9 @@ class Recipe:
     arch: Arch = dataclasses.field(default_factory=Arch)
 
 
+# daily: the default for twice as many epochs, for the daily job: 54 minutes on 2 cores for
+# fashion-small, held-out top-1 0.868, P@10 leaf 0.840, leaf+colour 0.501.
+RECIPES = {"default": Recipe(), "daily": Recipe(epochs=36)}
 OPTIONS = (
     "epochs",
     "seed",
@@ -384,7 +388,14 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     parser.add_argument("--taxonomy", type=Path, required=True, help="taxonomy export JSON")
     parser.add_argument("--models-dir", type=Path, required=True, help="model versions folder")
-    parser.add_argument("--epochs", type=int, help="default: the Recipe's, as for every option")
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="default",
+        help="the settings: default (under 30 minutes on 2 cores for fashion-small) or daily "
+        "(longer, for the daily job); the options below change single settings",
+    )
+    parser.add_argument("--epochs", type=int, help="default: the recipe's, as for every option")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="peak learning rate")
@@ -411,7 +422,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="make the new version CURRENT anyway")
     args = parser.parse_args()
     chosen = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
-    recipe = dataclasses.replace(Recipe(), **chosen)  # the defaults but for the options given
+    recipe = dataclasses.replace(RECIPES[args.recipe], **chosen)
     version_dir, verdict = train(
         args.catalog, args.taxonomy, args.models_dir, recipe, args.gate_margin, args.force
     )

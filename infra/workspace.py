@@ -41,7 +41,9 @@ def seed(catalog: Path, workdir: Path) -> None:
         _run("taxonomy_svc.admin", "seed", "--database", database, "--catalog", str(catalog))
 
 
-def train(catalog: Path, workdir: Path, epochs: int | None = None) -> None:
+def train(
+    catalog: Path, workdir: Path, epochs: int | None = None, recipe: str | None = None
+) -> None:
     """Exports the current taxonomy and trains a model version on it (behind the quality gate)."""
     settings = overrides(workdir)
     export = str(workdir / "taxonomy.json")
@@ -55,7 +57,8 @@ def train(catalog: Path, workdir: Path, epochs: int | None = None) -> None:
     )
     args = ["--catalog", str(catalog), "--taxonomy", export]
     args += ["--models-dir", settings["VS_ENCODER_MODELS_DIR"]]
-    _run("encoder_svc.train", *args, *(["--epochs", str(epochs)] if epochs else []))
+    args += ["--epochs", str(epochs)] if epochs else []
+    _run("encoder_svc.train", *args, *(["--recipe", recipe] if recipe else []))
 
 
 def has_model(workdir: Path) -> bool:
