@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from catalog.items import open_catalog
 from common.progress import progress
 from encoder_svc import dataset, evaluate, export, precision, quantize, registry
-from encoder_svc.augment import Augment, augmented
+from encoder_svc.augment import Augment
 from encoder_svc.average import WeightAverage
+from encoder_svc.batches import Batches, loader
 from encoder_svc.dataset import Dataset, Labels
 from encoder_svc.model import Arch, CosineHead, Parts, ResNet
 from encoder_svc.preprocess import PreprocessParams, normalise
@@ -226,7 +227,8 @@ def fit(
     model.train()
     loss = torch.zeros(())
     pairs = min(recipe.instance_pairs, batch) if recipe.instance_loss else 0
-    batches = _loader(Batches(images, order, recipe.augment, params, recipe.seed, pairs), recipe)
+    made = Batches(images, order, recipe.augment, params, recipe.seed, pairs)
+    batches = loader(made, recipe.loader_workers)
     with progress(total=len(order), desc="train", unit="step") as bar:
         for step, (rows, x) in enumerate(batches):
             epoch = step // steps
@@ -245,43 +247,6 @@ def fit(
             bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{loss.item():.3f}")
             bar.update()
     return average.model, round(float(loss.item()), 4)
-
-
-class Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Step i's batch: its rows and their changed, normalised images, then a second changed
-    copy of the first `pairs` rows' images. Each step's changes are drawn from (seed, i), so a
-    run is the same whatever the number of loader workers."""
-
-    def __init__(
-        self,
-        images: np.ndarray,
-        order: np.ndarray,
-        augment: Augment,
-        params: PreprocessParams,
-        seed: int,
-        pairs: int = 0,
-    ) -> None:
-        self.images, self.order, self.augment, self.params = images, order, augment, params
-        self.seed, self.pairs = seed, pairs
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.order[step]
-        rng = np.random.default_rng((self.seed, step))
-        seen = np.concatenate([rows, rows[: self.pairs]])
-        changed = augmented(self.images[seen], self.augment, self.params, rng)
-        return torch.from_numpy(rows), torch.from_numpy(normalise(changed, self.params))
-
-
-def _loader(batches: Batches, recipe: Recipe) -> torch.utils.data.DataLoader[Any]:
-    """The batches in order, made `recipe.loader_workers` processes ahead of the training
-    step (0: in the training process itself)."""
-    workers = recipe.loader_workers
-    return torch.utils.data.DataLoader(
-        batches, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None
-    )
 
 
 def _pick(targets: Targets, rows: torch.Tensor) -> Targets:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from encoder_svc.augment import Augment, augmented
+from encoder_svc.batches import Batches
 from encoder_svc.preprocess import PreprocessParams
-from encoder_svc.train import Batches
 
 PARAMS = PreprocessParams(trim=True)
 OFF = dataclasses.replace(Augment.none(), flip=0.0)
